@@ -1,0 +1,324 @@
+"""Fused PSA aggregation against the unfused composition: time and memory.
+
+    python benchmarks/psa.py                         # GPU: every case below; CPU: ADE20K, batch 2
+    python benchmarks/psa.py --shapes all --batches 2,8 --dtype bfloat16
+    python benchmarks/psa.py --full-res              # add Cityscapes 1024x2048 without the shrink
+
+unfused = psa_aggregate(backend='dense'): psa_mask (its fastest backend here) into
+[N, HW, HW], softmax over dim 1, bmm, what every PSANet implementation runs.
+fused   = psa_aggregate(backend=None): the CUDA kernels on a GPU with CuPy, else the
+torch blocked-columns fallback.
+Both in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
+
+Cases: the shapes PSAHead sees after the shrink (benchmarks/psamask.py SHAPES:
+Cityscapes 512x1024 -> 32x64 mask 97, 769x769 -> 49x49 mask 97, ADE20K 32x32 mask 66,
+VOC 32x32 mask 97) at batch 2 and 8; with --full-res (default on a GPU) Cityscapes
+1024x2048 at output stride 8 without the shrink: 128x256 map, over-completed mask
+255x511, batch 1 and 2. There the dense matrix is 4 GiB per image in float32, but the
+over-completed map itself is 4x larger (mh*mw = 130305 > HW = 32768: 17 GB per image);
+a case whose estimated memory exceeds what is free is skipped and says so.
+
+Measured per case and implementation:
+- time: median of --reps runs after a warm-up (benchmarks/psamask.py time_call:
+  CUDA events on a GPU, wall clock on CPU). forward under torch.no_grad();
+  forward+backward = a training forward and backward(grad) into fresh .grad tensors.
+- peak: the most tensor memory alive at once during the call above what was alive
+  before (inputs excluded). CUDA: torch.cuda.max_memory_allocated; CPU: the allocator
+  running total from torch.profiler allocation events (profile_memory=True), in a
+  separate untimed call. `scratch` = peak minus the tensors every implementation must
+  return (output; for forward+backward also the input gradients, as big as the inputs).
+- rates against the device measured in the same run (copy bandwidth: a large copy,
+  bytes read + written; matmul rate: torch.mm of square matrices in the same dtype):
+  bandwidth = compulsory bytes / time (each input read once, each output written once;
+  backward: grad_out, features, attention, out read, both gradients written) and
+  FLOP rate = window multiply-adds / time (2*N*C*W per pass, W = written cells of the
+  attention matrix, one pass forward, two backward), the same work for both
+  implementations, so the rates compare like with like.
+
+Writes JSON (--out, default benchmarks/results/psa-<device>-<date>.json) and the
+table as Markdown beside it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psamask import SHAPES, device_description, device_label, peak_bytes, synchronize, time_call  # noqa: E402
+
+from psanet_lite.ops import psa_aggregate  # noqa: E402
+
+CHANNELS = 512
+FULL_RES = {"cityscapes-1024x2048-full": (128, 256, 255, 511)}
+FULL_RES_BATCHES = (1, 2)
+CPU_DEFAULT = ("ade20k-512x512", 2)
+TARGETS = {"peak_ratio": 4.0, "speedup_forward_backward": 1.5, "full_res_batch2_gib": 40.0}
+
+
+def written_cells(height, width, mh, mw):
+    """Written entries of one image's attention matrix: sum over columns of the cells inside."""
+    def inside(size, msize):
+        half = (msize - 1) // 2
+        return sum(min(msize - 1, half + size - 1 - p) - max(0, half - p) + 1 for p in range(size))
+
+    return inside(height, mh) * inside(width, mw)
+
+
+def matmul_rate(device, dtype, reps):
+    n = 8192 if device.type == "cuda" else 1024
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    return 2 * n**3 / time_call(lambda: torch.mm(a, b), device, reps, warmup=2)
+
+
+def copy_rate(device, reps):
+    nbytes = (1 << 30) if device.type == "cuda" else (1 << 28)
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    return 2 * nbytes / time_call(lambda: dst.copy_(src), device, reps, warmup=2)
+
+
+def free_bytes(device):
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    with open("/proc/meminfo") as meminfo:
+        fields = dict(line.split(":", 1) for line in meminfo)
+    return int(fields["MemAvailable"].split()[0]) * 1024
+
+
+def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
+    """Rough need of one forward+backward on top of the inputs (for skipping, not reporting)."""
+    hw, cells = height * width, mh * mw
+    grads_and_out = (batch * cells * hw + 2 * batch * CHANNELS * hw) * itemsize
+    if impl == "unfused":
+        return grads_and_out + 4 * batch * hw * hw * itemsize  # scores, softmax, their grads
+    return grads_and_out + 8 * batch * hw * 4  # softmax statistics, delta
+
+
+def measure(impl, features, attention, mask, device, reps):
+    backend = "dense" if impl == "unfused" else None
+    f = features.detach().requires_grad_()
+    a = attention.detach().requires_grad_()
+    grad = torch.randn_like(features)
+
+    def forward():
+        with torch.no_grad():
+            return psa_aggregate(features, attention, "collect", mask, backend=backend)
+
+    def forward_backward():
+        f.grad = a.grad = None
+        psa_aggregate(f, a, "collect", mask, backend=backend).backward(grad)
+
+    row = {
+        "forward_s": time_call(forward, device, reps, warmup=1),
+        "forward_backward_s": time_call(forward_backward, device, reps, warmup=1),
+    }
+    f.grad = a.grad = None
+    row["forward_peak_bytes"] = peak_bytes(forward, device)
+    row["forward_backward_peak_bytes"] = peak_bytes(forward_backward, device)
+    return row
+
+
+def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
+    itemsize = torch.finfo(dtype).bits // 8
+    hw, cells = height * width, mh * mw
+    feature_bytes = batch * CHANNELS * hw * itemsize
+    attention_bytes = batch * cells * hw * itemsize
+    case = {
+        "shape": name, "map": [height, width], "mask": [mh, mw], "batch": batch,
+        "channels": CHANNELS, "dtype": str(dtype).replace("torch.", ""),
+        "input_bytes": feature_bytes + attention_bytes,
+        "dense_matrix_bytes": batch * hw * hw * itemsize,
+    }
+    free = free_bytes(device) - case["input_bytes"]
+    if free < 0:
+        case["skipped"] = f"the inputs alone need {case['input_bytes'] / 2**30:.1f} GiB, {free_bytes(device) / 2**30:.1f} GiB free"
+        return case
+    features = torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype)
+    attention = torch.randn(batch, cells, height, width, device=device, dtype=dtype)
+    pairs = batch * written_cells(height, width, mh, mw)
+    flops = {"forward": 2 * CHANNELS * pairs, "forward_backward": 6 * CHANNELS * pairs}
+    traffic = {
+        "forward": case["input_bytes"] + feature_bytes,
+        # forward: F, A read, out written; backward: grad_out, F, A, out read, dF, dA written
+        "forward_backward": 6 * feature_bytes + 3 * attention_bytes,
+    }
+    must_return = {"forward": feature_bytes, "forward_backward": feature_bytes + case["input_bytes"]}
+    for impl in ("unfused", "fused"):
+        need = estimated_bytes(impl, batch, height, width, mh, mw, itemsize)
+        if need > 0.9 * free:
+            case[impl] = {"skipped": f"needs about {need / 2**30:.1f} GiB beyond the inputs, {free / 2**30:.1f} GiB free"}
+            continue
+        try:
+            row = measure(impl, features, attention, (mh, mw), device, reps)
+        except torch.cuda.OutOfMemoryError as error:
+            case[impl] = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
+            continue
+        finally:
+            synchronize(device)
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+        for kind in ("forward", "forward_backward"):
+            seconds = row[f"{kind}_s"]
+            row[f"{kind}_scratch_bytes"] = row[f"{kind}_peak_bytes"] - must_return[kind]
+            row[f"{kind}_bandwidth_fraction"] = traffic[kind] / seconds / machine["copy_bytes_per_s"]
+            row[f"{kind}_flop_fraction"] = flops[kind] / seconds / machine["matmul_flop_per_s"]
+            row[f"{kind}_bytes_per_s"] = traffic[kind] / seconds
+            row[f"{kind}_flop_per_s"] = flops[kind] / seconds
+        case[impl] = row
+    if "forward_s" in case.get("unfused", {}) and "forward_s" in case.get("fused", {}):
+        u, f = case["unfused"], case["fused"]
+        case["speedup_forward"] = u["forward_s"] / f["forward_s"]
+        case["speedup_forward_backward"] = u["forward_backward_s"] / f["forward_backward_s"]
+        case["peak_ratio_forward_backward"] = u["forward_backward_peak_bytes"] / f["forward_backward_peak_bytes"]
+        case["scratch_ratio_forward_backward"] = u["forward_backward_scratch_bytes"] / max(1, f["forward_backward_scratch_bytes"])
+    return case
+
+
+def markdown(cases):
+    mib = 2**20
+    header = ["case", "impl", "fwd ms", "fwd+bwd ms", "fwd peak MiB", "fwd+bwd peak MiB", "fwd+bwd scratch MiB",
+              "fwd+bwd GB/s (of copy)", "fwd+bwd GFLOP/s (of matmul)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for case in cases:
+        label = f"{case['shape']} {case['map'][0]}x{case['map'][1]} mask {case['mask'][0]}x{case['mask'][1]} N={case['batch']}"
+        if "skipped" in case:
+            lines.append(f"| {label} | both | skipped: {case['skipped']} |" + " |" * (len(header) - 3))
+            continue
+        for impl in ("unfused", "fused"):
+            row = case[impl]
+            if "skipped" in row:
+                lines.append(f"| {label} | {impl} | skipped: {row['skipped']} |" + " |" * (len(header) - 3))
+                continue
+            lines.append("| " + " | ".join([
+                label, impl,
+                f"{row['forward_s'] * 1e3:.2f}", f"{row['forward_backward_s'] * 1e3:.2f}",
+                f"{row['forward_peak_bytes'] / mib:.1f}", f"{row['forward_backward_peak_bytes'] / mib:.1f}",
+                f"{row['forward_backward_scratch_bytes'] / mib:.1f}",
+                f"{row['forward_backward_bytes_per_s'] / 1e9:.1f} ({100 * row['forward_backward_bandwidth_fraction']:.0f}%)",
+                f"{row['forward_backward_flop_per_s'] / 1e9:.1f} ({100 * row['forward_backward_flop_fraction']:.0f}%)",
+            ]) + " |")
+    return "\n".join(lines)
+
+
+def verdicts(cases):
+    lines = []
+    for case in cases:
+        if "speedup_forward_backward" not in case:
+            continue
+        lines.append(
+            f"{case['shape']} N={case['batch']}: fused/unfused forward {case['speedup_forward']:.2f}x, "
+            f"forward+backward {case['speedup_forward_backward']:.2f}x faster (target {TARGETS['speedup_forward_backward']}x); "
+            f"peak {case['peak_ratio_forward_backward']:.2f}x lower (target {TARGETS['peak_ratio']}x), "
+            f"scratch {case['scratch_ratio_forward_backward']:.1f}x lower"
+        )
+    for case in cases:
+        fused = case.get("fused", {})
+        if case["shape"] in FULL_RES and case["batch"] == 2 and "forward_backward_peak_bytes" in fused:
+            total = (case["input_bytes"] + fused["forward_backward_peak_bytes"]) / 2**30
+            ok = "meets" if total <= TARGETS["full_res_batch2_gib"] else "MISSES"
+            lines.append(f"full resolution N=2 {case['dtype']}: fused forward+backward holds {total:.1f} GiB with its inputs "
+                         f"({ok} the {TARGETS['full_res_batch2_gib']:.0f} GB target)")
+    return lines
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--shapes", help=f"'all' or comma-separated from {', '.join(SHAPES)} "
+                                         f"(default: all on a GPU, {CPU_DEFAULT[0]} on CPU)")
+    parser.add_argument("--batches", help="comma-separated batch sizes (default: 2,8 on a GPU, 2 on CPU)")
+    parser.add_argument("--full-res", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run Cityscapes 1024x2048 unshrunk (default: on a GPU only)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    parser.add_argument("--reps", type=int, help="timed repetitions (default: 10 on CUDA, 3 on CPU)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--out", help="JSON path (default: benchmarks/results/psa-<device>-<date>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    on_gpu = device.type == "cuda"
+    reps = args.reps or (10 if on_gpu else 3)
+    if args.shapes in (None, "all"):
+        shapes = list(SHAPES) if on_gpu or args.shapes == "all" else [CPU_DEFAULT[0]]
+    else:
+        shapes = args.shapes.split(",")
+    for name in shapes:
+        if name not in SHAPES:
+            raise SystemExit(f"unknown shape {name!r}; choose from {list(SHAPES)}")
+    batches = [int(b) for b in args.batches.split(",")] if args.batches else ([2, 8] if on_gpu else [CPU_DEFAULT[1]])
+    full_res = on_gpu if args.full_res is None else args.full_res
+
+    load_before = os.getloadavg()[0]
+    machine = {"copy_bytes_per_s": copy_rate(device, reps), "matmul_flop_per_s": matmul_rate(device, dtype, reps)}
+    print(f"{device_description(device)}: copy {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s, "
+          f"matmul {machine['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s ({args.dtype})", flush=True)
+    work = [(name, *SHAPES[name], batch) for name in shapes for batch in batches]
+    if full_res:
+        work += [(name, *shape, batch) for name, shape in FULL_RES.items() for batch in FULL_RES_BATCHES]
+    cases = []
+    for name, height, width, mh, mw, batch in work:
+        case = run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine)
+        cases.append(case)
+        print("\n".join(markdown([case]).splitlines()[2:]), flush=True)
+
+    result = {
+        "device": device_description(device),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/psa.py", *argv]),
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "reps": reps,
+        "machine": machine,
+        "targets": TARGETS,
+        "cases": cases,
+        "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
+    }
+    memory_method = ("torch.cuda.max_memory_allocated above the level before the call" if on_gpu else
+                     "the CPU allocator running total from torch.profiler allocation events (profile_memory=True), "
+                     "above the level before the call, in a separate untimed call")
+    text = "\n".join([
+        f"# Fused vs unfused PSA aggregation on {result['device']}",
+        "",
+        f"Date: {result['date']}; torch {result['torch']}; {args.dtype}; C = {CHANNELS}; collect, softmax 'reference'; "
+        f"median of {reps} timed runs after a warm-up.",
+        f"Command: `{result['command']}`",
+        f"Machine load average (1 min) before / after: {load_before:.1f} / {result['load_average_1min_before_after'][1]:.1f}.",
+        f"Measured here: copy bandwidth {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write), "
+        f"matmul {machine['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s.",
+        f"Peak memory: {memory_method}. Scratch: peak minus the output (and, for forward+backward, "
+        "the input gradients), which every implementation must allocate.",
+        "GB/s: compulsory bytes / time; GFLOP/s: window multiply-adds / time (same work for both).",
+        "Index caches the torch backends build in the warm-up call (psa_mask's, the fallback's column "
+        "blocks) persist across calls and are not counted.",
+        "",
+        markdown(cases),
+        "",
+        *verdicts(cases),
+    ]).rstrip() + "\n"
+    print()
+    print(text)
+    out = Path(args.out) if args.out else (
+        Path(__file__).resolve().parent / "results" / f"psa-{device_label(device)}-{datetime.date.today().isoformat()}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU-only profiler otherwise logs a GPU error
+    main()

@@ -1,0 +1,336 @@
+"""Time and memory of PSAMask per backend at the reference configurations' shapes.
+
+    python benchmarks/psamask.py                       # every backend usable here
+    python benchmarks/psamask.py --backends torch --shapes ade20k-512 --batches 2
+
+Shapes are those PSAHead sees after the shrink by 2 of the stride-8 features:
+Cityscapes 512x1024 -> 32x64 map, mask 97x97; Cityscapes 769x769 -> 49x49, mask 97;
+ADE20K 512x512 -> 32x32, mask 66x66; VOC 512x512 -> 32x32, mask 97.
+
+Measured, per (shape, batch, backend, mode):
+- forward and forward+backward time: median over --reps after one warm-up call
+  (the warm-up also builds the torch backend's cached indices; their build time is
+  reported as `first call`). CUDA: CUDA events; CPU: wall clock. The 'reference'
+  backend runs once (no warm-up): it is the slow teaching version.
+- peak memory: the most tensor memory alive at once during the call, above what was
+  alive before it (inputs and the index cache excluded). CUDA: torch.cuda peak
+  allocated bytes. CPU: the running total of the CPU allocator recorded by
+  torch.profiler's allocation events (profile_memory=True), in a separate untimed call;
+  process RSS or tracemalloc would not see torch's allocations honestly.
+- the torch backend's index cache size (int64 source and target indices).
+On a GPU the script also measures the device's copy bandwidth (a large device-to-device
+copy, bytes read + written) and reports each forward's achieved bandwidth, counting
+the input read once and the output written once.
+
+Writes JSON (--out, default benchmarks/results/psamask-<device>-<date>.json) and the
+same table as Markdown beside it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from psanet_lite.ops import available_backends, psa_mask
+from psanet_lite.ops.psa_mask_torch import psa_mask_indices
+
+SHAPES = {  # name: (H, W, mh, mw) of the shrunk feature map and the mask
+    "cityscapes-512x1024": (32, 64, 97, 97),
+    "cityscapes-769x769": (49, 49, 97, 97),
+    "ade20k-512x512": (32, 32, 66, 66),
+    "voc-512x512": (32, 32, 97, 97),
+}
+MODES = ("collect", "distribute")
+# Where the 'reference' backend runs by default on CPU: one shape, where the target
+# "torch at least 50x faster than reference" is checked.
+REFERENCE_CPU_CASE = ("ade20k-512x512", 2)
+SPEEDUP_TARGET = 50.0
+
+
+def device_label(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device).replace(" ", "-").lower()
+    return f"cpu-{torch.get_num_threads()}core"
+
+
+def device_description(device):
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{model}, {torch.get_num_threads()} torch threads"
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn, device, reps, warmup):
+    """Median seconds of fn() over reps runs after `warmup` untimed runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+        else:
+            begin = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - begin)
+    return statistics.median(times)
+
+
+def cpu_peak_bytes(fn):
+    """Peak CPU tensor bytes alive during fn() above the level before it (torch.profiler)."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+
+    def walk(nodes):
+        for node in nodes:
+            yield node
+            yield from walk(node.children)
+
+    allocations = sorted(
+        (node for node in walk(prof.profiler.kineto_results.experimental_event_tree()) if node.tag == _EventType.Allocation),
+        key=lambda node: node.start_time_ns,
+    )
+    if not allocations:
+        return 0
+    first = allocations[0].extra_fields
+    baseline = first.total_allocated - first.alloc_size
+    return max(node.extra_fields.total_allocated for node in allocations) - baseline
+
+
+def peak_bytes(fn, device):
+    if device.type == "cuda":
+        synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    return cpu_peak_bytes(fn)
+
+
+def copy_bandwidth(device, nbytes=1 << 30, reps=10):
+    """Device-to-device copy bandwidth in bytes/s (bytes read + bytes written)."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    seconds = time_call(lambda: dst.copy_(src), device, reps, warmup=3)
+    return 2 * nbytes / seconds
+
+
+def measure(shape_name, batch, backend, mode, device, dtype, reps):
+    height, width, mh, mw = SHAPES[shape_name]
+    x = torch.randn(batch, mh * mw, height, width, device=device, dtype=dtype)
+    x_grad = x.clone().requires_grad_()
+    is_reference = backend == "reference"
+    fast_reps, warmup = (1, 0) if is_reference else (reps, 1)
+
+    def forward():
+        with torch.no_grad():
+            return psa_mask(x, mode, (mh, mw), backend=backend)
+
+    def forward_backward():
+        y = psa_mask(x_grad, mode, (mh, mw), backend=backend)
+        y.backward(torch.ones_like(y))
+        x_grad.grad = None
+
+    first_call = None
+    if backend == "torch":
+        psa_mask_indices.cache_clear()
+        synchronize(device)
+        begin = time.perf_counter()
+        forward()
+        synchronize(device)
+        first_call = time.perf_counter() - begin
+    forward_s = time_call(forward, device, fast_reps, warmup)
+    forward_backward_s = time_call(forward_backward, device, fast_reps, warmup)
+    row = {
+        "shape": shape_name,
+        "map": [height, width],
+        "mask": [mh, mw],
+        "batch": batch,
+        "backend": backend,
+        "mode": mode,
+        "dtype": str(dtype).replace("torch.", ""),
+        "reps": fast_reps,
+        "forward_ms": forward_s * 1e3,
+        "forward_backward_ms": forward_backward_s * 1e3,
+        "forward_peak_bytes": peak_bytes(forward, device),
+        "forward_backward_peak_bytes": peak_bytes(forward_backward, device),
+        "input_bytes": x.numel() * x.element_size(),
+        "output_bytes": batch * (height * width) ** 2 * x.element_size(),
+        "first_call_ms": None if first_call is None else first_call * 1e3,
+        "index_cache_bytes": None,
+    }
+    if backend == "torch":
+        row["index_cache_bytes"] = psa_mask_indices(height, width, mh, mw, mode, device).nbytes()
+    if device.type == "cuda":
+        row["forward_bandwidth_bytes_per_s"] = (row["input_bytes"] + row["output_bytes"]) / forward_s
+    return row
+
+
+def markdown_table(rows, device):
+    mib = 2**20
+    header = ["shape (map, mask)", "batch", "backend", "mode", "fwd ms", "fwd+bwd ms", "fwd peak MiB", "fwd+bwd peak MiB", "in/out MiB", "first call ms", "index cache MiB"]
+    if device.type == "cuda":
+        header.append("fwd GB/s")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [
+            f"{row['shape']} ({row['map'][0]}x{row['map'][1]}, {row['mask'][0]}x{row['mask'][1]})",
+            str(row["batch"]),
+            row["backend"],
+            row["mode"],
+            f"{row['forward_ms']:.2f}",
+            f"{row['forward_backward_ms']:.2f}",
+            f"{row['forward_peak_bytes'] / mib:.1f}",
+            f"{row['forward_backward_peak_bytes'] / mib:.1f}",
+            f"{row['input_bytes'] / mib:.1f} / {row['output_bytes'] / mib:.1f}",
+            "" if row["first_call_ms"] is None else f"{row['first_call_ms']:.1f}",
+            "" if row["index_cache_bytes"] is None else f"{row['index_cache_bytes'] / mib:.1f}",
+        ]
+        if device.type == "cuda":
+            cells.append(f"{row['forward_bandwidth_bytes_per_s'] / 1e9:.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def speedups(rows):
+    """torch over reference time ratios wherever both ran on the same case."""
+    found = []
+    for ref in (row for row in rows if row["backend"] == "reference"):
+        for fast in rows:
+            if fast["backend"] == "torch" and all(fast[k] == ref[k] for k in ("shape", "batch", "mode")):
+                found.append({
+                    "shape": ref["shape"],
+                    "batch": ref["batch"],
+                    "mode": ref["mode"],
+                    "forward": ref["forward_ms"] / fast["forward_ms"],
+                    "forward_backward": ref["forward_backward_ms"] / fast["forward_backward_ms"],
+                })
+    return found
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--backends", help="comma-separated (default: every available backend)")
+    parser.add_argument("--shapes", help=f"comma-separated from {', '.join(SHAPES)} (default: all)")
+    parser.add_argument("--batches", default="2,8", help="comma-separated batch sizes (default: 2,8)")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "float64", "float16", "bfloat16"])
+    parser.add_argument("--reps", type=int, help="timed repetitions (default: 20 on CUDA, 3 on CPU)")
+    parser.add_argument("--out", help="JSON path (default: benchmarks/results/psamask-<device>-<date>.json)")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    device = torch.device(args.device)
+    dtype = getattr(torch, args.dtype)
+    reps = args.reps or (20 if device.type == "cuda" else 3)
+    usable = available_backends(device)
+    backends = args.backends.split(",") if args.backends else usable
+    for name in backends:
+        if name not in usable:
+            raise SystemExit(f"backend {name!r} is not available on {device}; available: {usable}")
+    shapes = args.shapes.split(",") if args.shapes else list(SHAPES)
+    for name in shapes:
+        if name not in SHAPES:
+            raise SystemExit(f"unknown shape {name!r}; choose from {list(SHAPES)}")
+    batches = [int(b) for b in args.batches.split(",")]
+    # On CPU the reference backend takes seconds per call: unless asked for explicitly,
+    # run it only at the one case where the speed-up target is checked.
+    reference_everywhere = args.backends is not None or device.type == "cuda"
+
+    load_before = os.getloadavg()
+    rows = []
+    for shape_name in shapes:
+        for batch in batches:
+            for backend in backends:
+                if backend == "reference" and not reference_everywhere and (shape_name, batch) != REFERENCE_CPU_CASE:
+                    continue
+                for mode in MODES:
+                    row = measure(shape_name, batch, backend, mode, device, dtype, reps)
+                    rows.append(row)
+                    print(f"{shape_name} batch {batch} {backend:9s} {mode:10s} fwd {row['forward_ms']:9.2f} ms  fwd+bwd {row['forward_backward_ms']:9.2f} ms", flush=True)
+
+    result = {
+        "device": device_description(device),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/psamask.py", *(sys.argv[1:] if argv is None else argv)]),
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "rows": rows,
+        "torch_over_reference": speedups(rows),
+        # Other work on the machine slows the memory-bound torch backend most: keep the context.
+        "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]],
+    }
+    if device.type == "cuda":
+        result["copy_bandwidth_bytes_per_s"] = copy_bandwidth(device)
+
+    table = markdown_table(rows, device)
+    notes = [
+        f"# PSAMask benchmark on {result['device']}",
+        "",
+        f"Date: {result['date']}; torch {result['torch']}; dtype {args.dtype}; "
+        f"median of {reps} timed runs after a warm-up ('reference': one run).",
+        f"Command: `{result['command']}`",
+        f"Machine load average (1 min) before / after: {load_before[0]:.1f} / {result['load_average_1min_before_after'][1]:.1f}.",
+        "",
+        "Peak memory: the most tensor memory alive at once during the call, above what was alive before "
+        + ("(torch.cuda peak allocated bytes)." if device.type == "cuda" else
+           "(CPU: the allocator running total from torch.profiler allocation events, separate untimed call)."),
+        "First call: a cold forward including the torch backend's index construction.",
+        "",
+        table,
+        "",
+    ]
+    if device.type == "cuda":
+        copy = result["copy_bandwidth_bytes_per_s"]
+        notes.append(f"Device copy bandwidth (read + write): {copy / 1e9:.0f} GB/s; forward GB/s counts input read once + output written once.")
+        notes.append("")
+    for ratio in result["torch_over_reference"]:
+        verdicts = {key: "met" if ratio[key] >= SPEEDUP_TARGET else "MISSED" for key in ("forward", "forward_backward")}
+        notes.append(
+            f"torch / reference at {ratio['shape']} batch {ratio['batch']} {ratio['mode']} "
+            f"(target {SPEEDUP_TARGET:.0f}x): forward {ratio['forward']:.0f}x ({verdicts['forward']}), "
+            f"forward+backward {ratio['forward_backward']:.0f}x ({verdicts['forward_backward']})"
+        )
+    text = "\n".join(notes).rstrip() + "\n"
+    print()
+    print(text)
+
+    out = Path(args.out) if args.out else (
+        Path(__file__).resolve().parent / "results" / f"psamask-{device_label(device)}-{datetime.date.today().isoformat()}.json"
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(text)
+    print(f"wrote {out} and {out.with_suffix('.md')}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU-only profiler otherwise logs a GPU error
+    main()

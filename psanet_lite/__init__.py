@@ -1,0 +1,1 @@
+"""psanet_lite."""

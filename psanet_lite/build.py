@@ -1,0 +1,129 @@
+"""build_model: a preset name or a Config in, a PSANet out (optionally with weights loaded).
+
+    model = build_model("psanet_r50-d8_512x1024_40k_cityscapes")             # random init
+    model = build_model("psanet_r50-d8_512x1024_40k_cityscapes",
+                        checkpoint="psanet_r50-d8_512x1024_40k_cityscapes_....pth")  # mmseg file
+    model = build_model(checkpoint="runs/lite/best.pt")                       # our own file
+    model = build_model("psanet_lite_context", psa_type="collect")            # with overrides
+"""
+
+import torch
+
+from psanet_lite.checkpoint.mismatch import check_state_dict
+from psanet_lite.checkpoint.mmseg import load_mmseg
+from psanet_lite.checkpoint.native import is_native_checkpoint
+from psanet_lite.checkpoint.pretrained import load_backbone_weights
+from psanet_lite.checkpoint.safe_load import safe_torch_load
+from psanet_lite.configs import Config, get_config
+from psanet_lite.models import FCNHead, PSAHead, PSANet, ResNetV1c, TorchvisionResNet, resnet_lite
+from psanet_lite.models.fcn_head import matching_fcn_channels
+
+
+def build_model(name_or_config=None, checkpoint=None, trust_pickle=False, **overrides):
+    """Build PSANet from a preset name or a Config, with overrides, optionally loading weights.
+
+    Args:
+        name_or_config: a preset name (psanet_lite.configs.names()) or a Config. May be
+            None when `checkpoint` is a psanet-lite checkpoint: its stored config is used.
+        checkpoint: path (or loaded dict) of weights: a psanet-lite checkpoint, or an
+            mmsegmentation checkpoint (loaded with load_mmseg's key map).
+        trust_pickle: allow full unpickling of the checkpoint file (trusted files only).
+        **overrides: config changes, as in Config.replace (e.g. num_classes=5,
+            psa_type='collect', decode_head='fcn').
+
+    Returns:
+        PSANet with `model.config` set to the Config it was built from; in train mode.
+        Without a checkpoint, model.backbone starts from cfg.model.backbone_weights if set.
+
+    Example:
+        >>> model = build_model("psanet_lite_context", num_classes=6)
+        >>> model.eval()(torch.randn(1, 3, 96, 96)).shape
+        torch.Size([1, 6, 96, 96])
+    """
+    state = None
+    if checkpoint is not None:
+        state = checkpoint if isinstance(checkpoint, dict) else safe_torch_load(checkpoint, trust_pickle=trust_pickle)
+    if name_or_config is None:
+        if not is_native_checkpoint(state):
+            raise ValueError("give a preset name or Config (only psanet-lite checkpoints carry their own config)")
+        config = Config.from_dict(state["config"])
+    elif isinstance(name_or_config, Config):
+        config = name_or_config
+    elif isinstance(name_or_config, str):
+        config = get_config(name_or_config)
+    else:
+        raise TypeError(f"name_or_config must be a preset name or a Config, got {type(name_or_config).__name__}")
+    if overrides:
+        config = config.replace(**overrides)
+
+    model = model_from_config(config)
+    if state is None:
+        if config.model.backbone_weights:
+            load_backbone_weights(model.backbone, config.model.backbone_weights, trust_pickle=trust_pickle)
+    elif is_native_checkpoint(state):
+        own = model.state_dict()
+        check_state_dict(state["model"], {k: v.shape for k, v in own.items()}, "psanet-lite checkpoint")
+        model.load_state_dict(state["model"])
+    else:
+        load_mmseg(model, state)
+    return model
+
+
+def model_from_config(config):
+    """A freshly initialised PSANet for `config` (a Config); no weights are loaded."""
+    m = config.model
+    num_classes = config.data.num_classes
+    backbone = build_backbone(m.backbone, m.depth, m.in_channels)
+    stage3_channels, stage4_channels = backbone.out_channels
+    if m.decode_head == "psa":
+        decode_head = _psa_head(m, stage4_channels, num_classes)
+    else:
+        channels = m.fcn_channels
+        if channels is None:
+            with torch.device("meta"):
+                target = sum(p.numel() for p in _psa_head(m, stage4_channels, num_classes, fused=False).parameters())
+            channels = matching_fcn_channels(target, stage4_channels, num_classes)
+        decode_head = FCNHead(
+            stage4_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=m.dropout
+        )
+    aux_head = None
+    if m.aux_head:
+        aux_head = FCNHead(stage3_channels, m.aux_channels, num_classes, num_convs=1, concat_input=False, dropout=0.1)
+    model = PSANet(backbone, decode_head, aux_head, align_corners=m.align_corners)
+    model.config = config
+    return model
+
+
+def build_backbone(kind, depth=50, in_channels=3):
+    """'resnetv1c' (ResNetV1c-D8), 'torchvision' (dilated torchvision ResNet) or 'lite'.
+
+    >>> build_backbone("lite").out_channels
+    (128, 256)
+    """
+    if kind == "resnetv1c":
+        return ResNetV1c(depth=depth, in_channels=in_channels)
+    if kind == "torchvision":
+        return TorchvisionResNet(depth=depth, in_channels=in_channels)
+    if kind == "lite":
+        return resnet_lite(in_channels=in_channels)
+    raise ValueError(f"backbone must be 'resnetv1c', 'torchvision' or 'lite', got {kind!r}")
+
+
+def _psa_head(m, in_channels, num_classes, fused=None):
+    return PSAHead(
+        in_channels=in_channels,
+        channels=m.channels,
+        num_classes=num_classes,
+        mask_size=m.mask_size,
+        psa_type=m.psa_type,
+        compact=m.compact,
+        shrink_factor=m.shrink_factor,
+        normalization_factor=m.normalization_factor,
+        psa_softmax=m.psa_softmax,
+        softmax=m.softmax,
+        dropout=m.dropout,
+        proj_padding=m.proj_padding,
+        align_corners=m.align_corners,
+        backend=m.psa_backend,
+        fused=m.fused if fused is None else fused,
+    )

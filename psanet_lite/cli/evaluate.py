@@ -1,0 +1,91 @@
+"""``psanet-lite eval --checkpoint CKPT``: mIoU, mAcc, aAcc and per-class
+scores on a dataset split, as mmsegmentation computes them.
+
+The checkpoint is a psanet-lite file (it carries its config) or an
+mmsegmentation file (then name its preset with --config).
+
+    psanet-lite eval --checkpoint runs/context/final.pt
+    psanet-lite eval --checkpoint psanet_r50-d8_512x1024_40k_cityscapes_20200606_103117-99fac37c.pth \\
+        --config psanet_r50-d8_512x1024_40k_cityscapes --data-root data/cityscapes --ms-flip
+"""
+import argparse
+import json
+import math
+from pathlib import Path
+
+from psanet_lite.build import build_model
+from psanet_lite.cli.train import add_override_argument, parse_overrides
+from psanet_lite.data import build_dataset
+from psanet_lite.engine.distributed import init_distributed, shutdown_distributed
+from psanet_lite.engine.evaluator import evaluate
+from psanet_lite.engine.run_log import json_safe
+
+
+def add_model_arguments(parser) -> None:
+    """--checkpoint, --config, --set and --device: what every inference command needs."""
+    parser.add_argument("--checkpoint", required=True, help="psanet-lite or mmsegmentation checkpoint")
+    parser.add_argument("--config", help="preset name; needed for mmsegmentation checkpoints")
+    add_override_argument(parser)
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
+
+
+def load_model(args, device):
+    """The model (eval mode, on ``device``) from --checkpoint / --config / --set."""
+    overrides = parse_overrides(args.overrides)
+    model = build_model(args.config, checkpoint=args.checkpoint, **overrides)
+    return model.to(device).eval()
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("eval", help="evaluate a checkpoint on a dataset split",
+                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_model_arguments(parser)
+    parser.add_argument("--data-root", help="dataset folder (not needed for 'context')")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"))
+    parser.add_argument("--ms-flip", action="store_true",
+                        help="multi-scale (the preset's ratios) + flip test-time augmentation")
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--out", help="also write the metrics as JSON to this file")
+    parser.set_defaults(func=run)
+
+
+def format_metrics(metrics: dict, classes) -> str:
+    """A per-class table plus the summary line, in percent (NaN shown as '-').
+
+    Example:
+        >>> print(format_metrics({"IoU": [0.5], "Acc": [float("nan")], "aAcc": 1.0, "mIoU": 0.5, "mAcc": 1.0}, ["a"]))
+        class     IoU    Acc
+        a       50.00      -
+        aAcc 100.00  mIoU 50.00  mAcc 100.00
+    """
+    width = max(len("class"), *(len(c) for c in classes))
+    cell = _percent
+    lines = [f"{'class':<{width}} {'IoU':>7} {'Acc':>6}"]
+    lines += [f"{name:<{width}} {cell(iou):>7} {cell(acc):>6}"
+              for name, iou, acc in zip(classes, metrics["IoU"], metrics["Acc"])]
+    lines.append(f"aAcc {cell(metrics['aAcc'])}  mIoU {cell(metrics['mIoU'])}  mAcc {cell(metrics['mAcc'])}")
+    return "\n".join(lines)
+
+
+def _percent(value) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.2f}"
+
+
+def run(args) -> int:
+    place = init_distributed(args.device)
+    try:
+        model = load_model(args, place.device)
+        dataset = build_dataset(model.config.data, args.split, args.data_root)
+        metrics = evaluate(model, dataset, model.config, place.device, ms_flip=args.ms_flip,
+                           rank=place.rank, world_size=place.world_size, workers=args.workers,
+                           progress=place.is_main)
+    finally:
+        shutdown_distributed()
+    if place.is_main:
+        print(format_metrics(metrics, dataset.classes))
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            record = {"checkpoint": str(args.checkpoint), "config": model.config.name, "split": args.split,
+                      "ms_flip": args.ms_flip, "classes": list(dataset.classes), **metrics}
+            Path(args.out).write_text(json.dumps(json_safe(record), indent=1))
+    return 0

@@ -1,0 +1,191 @@
+"""Fused PSA aggregation: PSAMask, softmax and the matrix product without the [HW, HW] matrix.
+
+Every PSANet implementation runs, in each branch,
+
+    Y   = psa_mask(A, mode)              # [N, HW, HW]   row r, column q
+    P   = softmax(Y, dim=1)              # each column sums to 1
+    out = bmm(F, P) * (1 / nf)           # [N, C, HW]    F: features [N, C, HW]
+
+(nf: normalization_factor, None meaning mh*mw). Column q of Y holds at most mh*mw
+values taken from the over-completed map A [N, mh*mw, H, W]; the rest is zero. This
+module computes `out` from A directly, the way fused attention kernels avoid storing
+attention scores.
+
+Notation. Positions p = (ph, pw) are flattened to ph*W + pw. Mask cell k = (i, j),
+stored as channel i*mw + j of A, has offset off(k) = (i - hh, j - hw) with
+hh = (mh-1)//2, hw = (mw-1)//2 (integer division, also for even masks).
+
+Columns of Y.
+  collect:    psa_mask writes Y[t, s] = A[k, s] at t = s + off(k). Column q = s holds,
+              for every cell k with q + off(k) inside the map, the value A[k, q] at
+              row q + off(k).
+  distribute: psa_mask writes Y[s, t] = A[k, s] at t = s + off(k). Column q = t receives
+              one value from every position s whose window covers q: s = q - off(k),
+              value A[k, q - off(k)], at row q - off(k).
+  Both: with sign = +1 (collect) or -1 (distribute) the partner of (k, q) is
+  r_k(q) = q + sign*off(k); cell k is written in column q iff r_k(q) is inside the
+  map; its value z_k(q) = A[k, q] (collect) or A[k, r_k(q)] (distribute) sits at row
+  r_k(q). Different cells land on different rows. W(q) is the set of written cells,
+  n(q) = |W(q)|; the other HW - n(q) rows of column q are zero.
+
+Softmax of column q ('reference', exactly what softmax(Y, dim=1) does). The zero rows
+take part, so with m the max over the written values and over 0 when n(q) < HW:
+    D(q)   = sum_{k in W(q)} exp(z_k(q) - m) + (HW - n(q)) * exp(0 - m)
+    P_k(q) = exp(z_k(q) - m) / D(q)          (written cells)
+    P_o(q) = exp(0 - m) / D(q)               (every unwritten row)
+'window' leaves the zero rows out (P_o = 0, max and D over W(q) only), a softmax
+over the mask window clipped to the map. None: P_k = z_k, P_o = 0 (no softmax).
+
+Product. The unwritten rows of column q are all rows but the written ones, so
+    out[c, q] * nf = sum_{k in W(q)} P_k(q) F[c, r_k(q)] + P_o(q) * (S[c] - sum_{k in W(q)} F[c, r_k(q)])
+                   = sum_{k in W(q)} (P_k(q) - P_o(q)) F[c, r_k(q)] + P_o(q) S[c],
+with S[c] = sum_r F[c, r]: only the window is read, plus one per-channel sum.
+Cost: N*C*sum_q n(q) multiply-adds (at most N*C*HW*min(HW, mh*mw)) and O(N*(mh*mw + C)*HW)
+memory, against N*C*HW^2 and two stored [N, HW, HW] tensors for the dense route.
+
+Backward. With G = dL/dout and G' = G / nf:
+  features: dF[c, r] = sum_q G'[c, q] P[r, q]
+                     = U[c] + sum over (k, q) with r_k(q) = r of (P_k(q) - P_o(q)) G'[c, q],
+            U[c] = sum_q P_o(q) G'[c, q]. The pairs with r_k(q) = r are q = r - sign*off(k),
+            a gather in the opposite direction with the weights of column q.
+  attention: dP[r, q] = sum_c G'[c, q] F[c, r], and the softmax backward per column is
+            dY[r, q] = P[r, q] (dP[r, q] - delta(q)),
+            delta(q) = sum_r P[r, q] dP[r, q] = sum_c G[c, q] out[c, q],
+            a sum over the whole column: the unwritten rows' exp(0) share moves the max
+            and the denominator and so reaches every written cell through delta, but it
+            is no entry of A. Only written entries come from A, so
+            dA at the place holding z_k(q) = P_k(q) (dP_k(q) - delta(q)),
+            dP_k(q) = sum_c G'[c, q] F[c, r_k(q)]; without softmax dA = dP_k(q).
+
+Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU), 'cupy'
+(aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu) and 'dense' (the
+unfused composition above, the baseline the others are checked and timed against).
+"""
+
+import math
+import numbers
+
+import torch
+
+from psanet_lite.ops import aggregate_torch, cupy_runtime
+from psanet_lite.ops.psa_mask import MODES, psa_mask, resolve_mask_size
+
+SOFTMAX_MODES = ("reference", "window", None)
+BACKENDS = ("torch", "cupy", "dense")
+
+
+def _check_tensor(name, x, layout):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {layout}, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have 4 dimensions {layout}, got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor):
+    """Validate everything; return (mh, mw, scale)."""
+    _check_tensor("features", features, "[N, C, H, W]")
+    _check_tensor("attention", attention, "[N, mh*mw, H, W]")
+    if features.dtype != attention.dtype:
+        raise TypeError(
+            f"features and attention must have the same dtype, got {features.dtype} and {attention.dtype}"
+        )
+    if features.device != attention.device:
+        raise ValueError(
+            f"features and attention must be on the same device, got {features.device} and {attention.device}"
+        )
+    n, _, height, width = features.shape
+    if (attention.shape[0], attention.shape[2], attention.shape[3]) != (n, height, width):
+        raise ValueError(
+            f"features [N, C, H, W] = {tuple(features.shape)} and attention [N, mh*mw, H, W] = "
+            f"{tuple(attention.shape)} must agree in N, H and W"
+        )
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if softmax not in SOFTMAX_MODES:
+        raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
+    mh, mw = resolve_mask_size(mask_size, height, width)
+    if attention.shape[1] != mh * mw:
+        raise ValueError(
+            f"attention must have mh*mw = {mh}*{mw} = {mh * mw} channels for mask_size {mask_size!r} "
+            f"on a {height}x{width} map, got {attention.shape[1]} (shape {tuple(attention.shape)})"
+        )
+    if normalization_factor is None:
+        normalization_factor = mh * mw
+    if isinstance(normalization_factor, bool) or not isinstance(normalization_factor, numbers.Real):
+        raise TypeError(
+            f"normalization_factor must be None or a positive number, got {normalization_factor!r}"
+        )
+    if not (math.isfinite(normalization_factor) and normalization_factor > 0):
+        raise ValueError(f"normalization_factor must be positive and finite, got {normalization_factor!r}")
+    return mh, mw, 1.0 / normalization_factor
+
+
+def _select_backend(device, backend):
+    if backend is None:
+        if device.type == "cuda" and cupy_runtime.cupy_status(device)[0]:
+            return "cupy"
+        return "torch"
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
+    if backend == "cupy":
+        if device.type != "cuda":
+            raise ValueError(f"backend 'cupy' needs CUDA tensors, got tensors on {device}")
+        ok, reason = cupy_runtime.cupy_status(device)
+        if not ok:
+            raise ValueError(f"backend 'cupy' is not usable on {device}: {reason}")
+    return backend
+
+
+def _aggregate_dense(features, attention, mode, mh, mw, softmax, scale):
+    """The unfused composition: [N, HW, HW] scores, softmax over dim 1, bmm."""
+    n, channels, height, width = features.shape
+    hw = height * width
+    scores = psa_mask(attention, mode, (mh, mw)).view(n, hw, hw)          # [N, HW, HW]
+    if softmax == "window":
+        written = psa_mask(torch.ones_like(attention[:1]), mode, (mh, mw)).view(1, hw, hw) != 0
+        scores = scores.masked_fill(~written, float("-inf"))
+    if softmax is not None:
+        scores = torch.softmax(scores, dim=1)
+    out = torch.bmm(features.reshape(n, channels, hw), scores) * scale   # [N, C, HW]
+    return out.view(n, channels, height, width)
+
+
+def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference",
+                  normalization_factor=1.0, backend=None):
+    """Point-wise spatial attention: aggregate features with the over-completed map.
+
+    Equal to `bmm(features.view(N, C, HW), softmax(psa_mask(attention, mode), dim=1))
+    * (1 / normalization_factor)` reshaped to [N, C, H, W], computed without the
+    [N, HW, HW] matrix (see the module docstring for the derivation).
+
+    Args:
+        features: [N, C, H, W] floating-point tensor.
+        attention: [N, mh*mw, H, W] over-completed map, same dtype and device.
+        mode: 'collect' or 'distribute'.
+        mask_size: None for (2H-1, 2W-1), an int, or (mh, mw).
+        softmax: 'reference' (over the whole zero-filled column, as every PSANet
+            implementation does), 'window' (over the mask cells inside the map only)
+            or None (the raw attention values are the weights).
+        normalization_factor: positive number, or None for mh*mw.
+        backend: None ('cupy' on CUDA tensors when CuPy works, else 'torch'),
+            'torch', 'cupy' or 'dense' (the unfused composition).
+
+    Returns:
+        [N, C, H, W] tensor of the input dtype.
+
+    Example:
+        >>> features, attention = torch.randn(2, 8, 5, 6), torch.randn(2, 9 * 11, 5, 6)
+        >>> psa_aggregate(features, attention, "collect", (9, 11)).shape
+        torch.Size([2, 8, 5, 6])
+    """
+    mh, mw, scale = _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor)
+    name = _select_backend(features.device, backend)
+    if name == "dense":
+        return _aggregate_dense(features, attention, mode, mh, mw, softmax, scale)
+    if name == "torch":
+        return aggregate_torch.psa_aggregate_torch(features, attention, mode, mh, mw, softmax, scale)
+    from psanet_lite.ops import aggregate_cupy
+
+    return aggregate_cupy.psa_aggregate_cupy(features, attention, mode, mh, mw, softmax, scale)

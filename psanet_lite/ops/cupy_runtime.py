@@ -1,0 +1,129 @@
+"""The small runtime shared by the CuPy kernels: probe, load, share memory, launch.
+
+- cupy_status(device) -> (ok, reason): does CuPy allocate and launch a kernel on this
+  CUDA device? Tried once per device and cached; never raises (a missing or broken
+  CuPy must not break CPU use).
+- kernel_path(name) -> Path of kernels/<name>, from a source checkout or the wheel.
+- load_module(name, device) -> cupy.RawModule compiled for that device (cached).
+- as_cupy(tensor) -> cupy.ndarray sharing the tensor's memory (DLPack, no copy).
+- launch(module, kernel_name, threads, args, device): run a 1-D grid on torch's
+  current CUDA stream, so the kernel is ordered with the torch work around it; torch
+  tensors among args are shared with CuPy through as_cupy on that same stream.
+"""
+
+import functools
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+THREADS_PER_BLOCK = 256
+# Enough blocks to fill any current GPU many times over; beyond that, grid-stride loops.
+_MAX_BLOCKS = 65535 * 16
+
+_PROBE_SOURCE = r"""
+extern "C" __global__ void psanet_lite_probe(int* x) { x[threadIdx.x] += 1; }
+"""
+
+
+def _device_index(device):
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"expected a CUDA device, got {device}")
+    return torch.cuda.current_device() if device.index is None else device.index
+
+
+@functools.lru_cache(maxsize=None)
+def _probe(index):
+    try:
+        import cupy
+    except Exception as error:  # ImportError, or a CUDA library that fails to load
+        return False, f"cupy cannot be imported: {error}"
+    try:
+        with cupy.cuda.Device(index):
+            x = cupy.zeros(4, dtype=cupy.int32)
+            cupy.RawKernel(_PROBE_SOURCE, "psanet_lite_probe")((1,), (4,), (x,))
+            if int(x.sum()) != 4:
+                return False, "a probe kernel ran but wrote wrong values"
+    except Exception as error:
+        return False, f"cupy cannot allocate or launch on CUDA device {index}: {type(error).__name__}: {error}"
+    return True, "ok"
+
+
+def cupy_status(device):
+    """(ok, reason) for running CuPy kernels on `device`; cached per device, never raises
+    for a CUDA device.
+
+    >>> cupy_status("cuda:0")  # doctest: +SKIP
+    (True, 'ok')
+    """
+    return _probe(_device_index(device))
+
+
+def kernel_path(name):
+    """Path of a kernel source: psanet_lite/kernels/<name> in an installed wheel,
+    else <repo>/kernels/<name> in a source checkout.
+
+    >>> kernel_path("psamask.cu").name
+    'psamask.cu'
+    """
+    packaged = resources.files("psanet_lite").joinpath("kernels", name)
+    if packaged.is_file():
+        return Path(str(packaged))
+    checkout = Path(__file__).resolve().parents[2] / "kernels" / name
+    if checkout.is_file():
+        return checkout
+    raise FileNotFoundError(
+        f"kernel source {name!r} not found: looked for {packaged} (installed package) and "
+        f"{checkout} (source checkout)"
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _load_module(name, index):
+    import cupy
+
+    source = kernel_path(name).read_text()
+    with cupy.cuda.Device(index):
+        module = cupy.RawModule(code=source, options=("--std=c++14",))
+        module.compile()
+    return module
+
+
+def load_module(name, device):
+    """cupy.RawModule of kernels/<name>, compiled (NVRTC) once per device."""
+    return _load_module(name, _device_index(device))
+
+
+def as_cupy(tensor):
+    """A cupy.ndarray view of a CUDA tensor's memory (DLPack: no copy)."""
+    import cupy
+
+    return cupy.from_dlpack(tensor.detach())
+
+
+def _current_torch_stream(index):
+    """torch's current stream of device `index` as a CuPy stream."""
+    import cupy
+
+    torch_stream = torch.cuda.current_stream(index)
+    if hasattr(cupy.cuda.Stream, "from_external"):  # CuPy >= 14 deprecates ExternalStream
+        return cupy.cuda.Stream.from_external(torch_stream)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, index)
+
+
+def launch(module, kernel_name, threads, args, device):
+    """Launch `kernel_name` of `module` on torch's current stream of `device`.
+
+    threads: how many threads the work needs; the grid is capped, so kernels must
+    loop with a grid stride. args: kernel arguments; torch tensors are passed as
+    DLPack views (exported on the launch stream, so torch adds no synchronisation),
+    scalars must be numpy scalars of the kernel's parameter types.
+    """
+    import cupy
+
+    index = _device_index(device)
+    blocks = max(1, min((threads + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, _MAX_BLOCKS))
+    with cupy.cuda.Device(index), _current_torch_stream(index):
+        args = tuple(as_cupy(arg) if isinstance(arg, torch.Tensor) else arg for arg in args)
+        module.get_function(kernel_name)((blocks,), (THREADS_PER_BLOCK,), args)

@@ -1,0 +1,32 @@
+"""Figures and colours: interactive HTML figures for notebooks and the book, palettes,
+overlays, and the receptive-field measurements the figures show.
+
+    AttentionFigure        click a pixel, see its collect and distribute masks
+    ReceptiveFieldFigure   click an output position, see its receptive fields
+"""
+
+from psanet_lite.viz.attention_figure import AttentionFigure, read_attention_data
+from psanet_lite.viz.palette import colorize_labels, colormap_lut, heatmap, label_palette, overlay
+from psanet_lite.viz.receptive_field import (
+    ReceptiveField,
+    effective_area,
+    gradient_receptive_field,
+    theoretical_receptive_field,
+)
+from psanet_lite.viz.receptive_field_figure import ReceptiveFieldFigure, read_receptive_field_data
+
+__all__ = [
+    "AttentionFigure",
+    "ReceptiveField",
+    "ReceptiveFieldFigure",
+    "colorize_labels",
+    "colormap_lut",
+    "effective_area",
+    "gradient_receptive_field",
+    "heatmap",
+    "label_palette",
+    "overlay",
+    "read_attention_data",
+    "read_receptive_field_data",
+    "theoretical_receptive_field",
+]

@@ -1,0 +1,310 @@
+"""Click a pixel, see its attention masks: the interactive figure of PSANet's two branches.
+
+The attention matrices come in the layout the PSA head uses them, one [H'*W', H', W']
+array per image (psa_mask's output after the softmax, batch index dropped):
+Y[t, h, w] links position t = row * W' + col with the clicked position (h, w).
+
+- collect: Y[:, h, w] is the clicked pixel's mask, how much it gathers from every t
+  (the head's bmm sums features over t with these weights);
+- distribute: Y[h * W' + w] is the clicked pixel's mask, how much of its feature goes
+  to every t.
+
+Each mask is drawn at H' x W' and stretched over the image, so a feature map at 1/8
+of the image resolution lines up with the pixels it came from.
+"""
+
+import base64
+
+import numpy as np
+
+from psanet_lite.viz import _embed
+from psanet_lite.viz.palette import colormap_lut
+
+BRANCHES = ("collect", "distribute")
+
+_SCRIPT = r"""
+const lut = bytesFromBase64(SPEC.lut);
+const ranges = floatsFromBase64(SPEC.ranges);
+const branches = SPEC.branches;
+if (SPEC.title) element("div", "psanet-fig-title", ROOT).textContent = SPEC.title;
+const controls = element("div", "psanet-fig-controls", ROOT);
+const panels = element("div", "psanet-fig-panels", ROOT);
+const readout = element("div", "psanet-fig-readout", ROOT);
+let picker = null;
+if (SPEC.images.length > 1) {
+  const label = element("label", "", controls);
+  label.textContent = "Image ";
+  picker = element("select", "", label);
+  SPEC.images.forEach((entry, k) => {
+    const option = element("option", "", picker);
+    option.value = String(k);
+    option.textContent = entry.name;
+  });
+}
+element("span", "", controls).textContent =
+  (picker ? "  " : "") + "Click a pixel (or use the arrow keys) to see its attention masks.";
+const views = branches.map((branch) => {
+  const panel = element("figure", "psanet-fig-panel", panels);
+  const stage = element("div", "psanet-fig-stage" + (SPEC.nearest ? " nearest" : ""), panel);
+  stage.style.width = SPEC.display_width + "px";
+  const img = element("img", "", stage);
+  img.alt = "input image";
+  const canvas = element("canvas", "psanet-fig-mask", stage);
+  canvas.dataset.branch = branch;
+  canvas.style.opacity = String(SPEC.opacity);
+  const marker = element("div", "psanet-fig-marker", stage);
+  element("figcaption", "", panel).textContent = SPEC.captions[branch];
+  return { branch, stage, img, canvas, marker, image: null };
+});
+
+let masks = null;  // every image's codes, inflated once
+const state = { k: 0, h: 0, w: 0 };
+
+function showImage(k) {
+  const entry = SPEC.images[k];
+  for (const view of views) {
+    view.img.src = entry.src;
+    view.stage.style.height = Math.round(SPEC.display_width * entry.height / entry.width) + "px";
+    view.canvas.width = entry.map_width;
+    view.canvas.height = entry.map_height;
+    view.image = view.canvas.getContext("2d").createImageData(entry.map_width, entry.map_height);
+    view.marker.style.width = (100 / entry.map_width) + "%";
+    view.marker.style.height = (100 / entry.map_height) + "%";
+  }
+  state.k = k;
+}
+
+function redraw() {
+  const entry = SPEC.images[state.k];
+  const n = entry.map_height * entry.map_width;
+  const s = state.h * entry.map_width + state.w;
+  const parts = ["position (" + state.h + ", " + state.w + ") of the " +
+                 entry.map_height + "\u00d7" + entry.map_width + " feature map"];
+  views.forEach((view, b) => {
+    const offset = entry.offset + (b * n + s) * n;
+    paintCodes(view.canvas, view.image, masks, offset, lut);
+    view.marker.style.left = (100 * state.w / entry.map_width) + "%";
+    view.marker.style.top = (100 * state.h / entry.map_height) + "%";
+    let best = 0;
+    for (let t = 1; t < n; t++) if (masks[offset + t] > masks[offset + best]) best = t;
+    const r = 2 * (entry.range_offset + b * n + s);
+    parts.push(view.branch + ": weights " + ranges[r].toPrecision(3) + " \u2026 " +
+               ranges[r + 1].toPrecision(3) + ", largest at (" +
+               Math.floor(best / entry.map_width) + ", " + (best % entry.map_width) + ")");
+  });
+  readout.textContent = parts.join(" \u00b7 ");
+  ROOT.dataset.selected = state.k + "," + state.h + "," + state.w;
+}
+
+function select(k, h, w) {
+  if (k !== state.k) showImage(k);
+  const entry = SPEC.images[k];
+  state.h = Math.min(Math.max(h, 0), entry.map_height - 1);
+  state.w = Math.min(Math.max(w, 0), entry.map_width - 1);
+  redraw();
+}
+
+for (const view of views) {
+  view.stage.addEventListener("click", (event) => {
+    const rect = view.stage.getBoundingClientRect();
+    const entry = SPEC.images[state.k];
+    select(state.k,
+           Math.floor((event.clientY - rect.top) / rect.height * entry.map_height),
+           Math.floor((event.clientX - rect.left) / rect.width * entry.map_width));
+    ROOT.focus({ preventScroll: true });
+  });
+}
+ROOT.addEventListener("keydown", (event) => {
+  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
+  const move = moves[event.key];
+  if (!move || !masks) return;
+  event.preventDefault();
+  select(state.k, state.h + move[0], state.w + move[1]);
+});
+if (picker) {
+  picker.addEventListener("change", () => {
+    const old = SPEC.images[state.k], entry = SPEC.images[Number(picker.value)];
+    // Keep the same relative place in the image when switching.
+    select(Number(picker.value),
+           Math.floor((state.h + 0.5) / old.map_height * entry.map_height),
+           Math.floor((state.w + 0.5) / old.map_width * entry.map_width));
+  });
+}
+
+inflate(SPEC.masks).then((codes) => {
+  masks = codes;
+  showImage(0);
+  const first = SPEC.images[0];
+  select(0, Math.floor(first.map_height / 2), Math.floor(first.map_width / 2));
+  ROOT.dataset.ready = "true";
+}).catch((error) => fail(ROOT, error));
+"""
+
+
+def _as_list(value, name, item_ndim):
+    """One item, a list of items, or a batch with one more dimension -> list of arrays."""
+    if isinstance(value, (list, tuple)):
+        return [_embed.to_numpy(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    array = _embed.to_numpy(value, name)
+    if array.ndim == item_ndim + 1:
+        return list(array)
+    return [array]
+
+
+class AttentionFigure:
+    """Interactive figure: click a pixel of an image, see its collect and distribute masks.
+
+    Args:
+        images: one image or a list ([H, W, 3] / [H, W] / [3, H, W]; uint8, or floats in
+            0..1), or a batch [N, 3, H, W]. With several images a picker chooses among them.
+        collect: the collect attention per image, [H'*W', H', W'] each (a list, or a
+            batch [N, H'*W', H', W']); Y[:, h, w] is the mask of pixel (h, w).
+        distribute: the same for the distribute branch (Y[h*W'+w] is the mask of
+            pixel (h, w)), or None to show collect alone.
+        names: labels for the picker (default "image 1", "image 2", ...).
+        title: optional heading above the figure.
+        cmap: matplotlib colormap for the masks.
+        opacity: opacity of the masks over the image (0..1).
+        display_width: width of each panel in CSS pixels.
+        interpolation: 'bilinear' (smooth upsampling) or 'nearest' (see the cells).
+        max_bytes: refuse to build a figure heavier than this (default 2 MB).
+
+    Each mask is stored with 8 bits, scaled by its own minimum and maximum (the
+    readout shows those two weights).
+
+    Example:
+        >>> import torch
+        >>> from psanet_lite.ops import psa_mask
+        >>> a = torch.randn(1, 7 * 7, 4, 4)
+        >>> y = psa_mask(a, "collect").softmax(dim=1)[0]   # (16, 4, 4)
+        >>> fig = AttentionFigure(torch.rand(3, 32, 32), collect=y)
+        >>> "<canvas" in fig._repr_html_() or "psanet-fig" in fig._repr_html_()
+        True
+    """
+
+    def __init__(self, images, collect, distribute=None, *, names=None, title=None, cmap="inferno",
+                 opacity=0.7, display_width=300, interpolation="bilinear",
+                 max_bytes=_embed.DEFAULT_MAX_BYTES):
+        if hasattr(images, "ndim") and images.ndim == 4:
+            images = list(images)
+        elif not isinstance(images, (list, tuple)):
+            images = [images]
+        self.images = [_embed.to_image(img, f"images[{i}]") for i, img in enumerate(images)]
+        branches = {"collect": _as_list(collect, "collect", 3)}
+        if distribute is not None:
+            branches["distribute"] = _as_list(distribute, "distribute", 3)
+        for branch, maps in branches.items():
+            if len(maps) != len(self.images):
+                raise ValueError(
+                    f"got {len(self.images)} image(s) but {len(maps)} {branch} attention map(s)"
+                )
+        if names is None:
+            names = [f"image {k + 1}" for k in range(len(self.images))]
+        names = [str(n) for n in names]
+        if len(names) != len(self.images):
+            raise ValueError(f"got {len(self.images)} image(s) but {len(names)} name(s)")
+        if interpolation not in ("bilinear", "nearest"):
+            raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+        if not 0.0 <= float(opacity) <= 1.0:
+            raise ValueError(f"opacity must lie in 0..1, got {opacity!r}")
+
+        entries, codes, ranges = [], [], []
+        byte_offset = range_offset = 0
+        for k, image in enumerate(self.images):
+            shape = None
+            for branch, maps in branches.items():
+                y = maps[k]
+                if y.ndim != 3 or y.shape[0] != y.shape[1] * y.shape[2]:
+                    raise ValueError(
+                        f"{branch}[{k}] must be [H'*W', H', W'] (one attention matrix), got shape {y.shape}"
+                    )
+                if shape is not None and y.shape != shape:
+                    raise ValueError(f"collect[{k}] and distribute[{k}] differ in shape: {shape} vs {y.shape}")
+                shape = y.shape
+                n = y.shape[0]
+                # Row s of `rows` is the mask of clicked pixel s, flattened over t.
+                rows = y.reshape(n, n).T if branch == "collect" else y.reshape(n, n)
+                q, r = _embed.quantize_rows(rows)
+                codes.append(q.reshape(-1))
+                ranges.append(r.reshape(-1))
+            n, map_height, map_width = shape
+            entries.append({
+                "name": names[k], "src": _embed.png_data_uri(image),
+                "height": int(image.shape[0]), "width": int(image.shape[1]),
+                "map_height": int(map_height), "map_width": int(map_width),
+                "offset": byte_offset, "range_offset": range_offset,
+            })
+            byte_offset += len(branches) * n * n
+            range_offset += len(branches) * n
+
+        captions = {
+            "collect": "collect: how much the marked pixel gathers from each position",
+            "distribute": "distribute: how much of the marked pixel's feature goes to each position",
+        }
+        self.spec = {
+            "version": 1,
+            "title": title,
+            "branches": list(branches),
+            "captions": {b: captions[b] for b in branches},
+            "images": entries,
+            "masks": _embed.pack(np.concatenate(codes).tobytes()),
+            "ranges": _embed.base64_of(np.concatenate(ranges)),
+            "lut": _embed.base64_of(colormap_lut(cmap)),
+            "opacity": float(opacity),
+            "display_width": int(display_width),
+            "nearest": interpolation == "nearest",
+        }
+        self.nbytes = _embed.check_size(
+            self.to_html(), max_bytes,
+            "show fewer images, smaller attention maps, or pass a larger max_bytes",
+        )
+
+    def to_html(self):
+        """The figure as an HTML fragment with a fresh element id."""
+        return _embed.render(_embed.new_element_id("attention"), "attention", self.spec, _SCRIPT)
+
+    def _repr_html_(self):
+        return self.to_html()
+
+    def save(self, path, title="PSANet attention"):
+        """Write the figure as a standalone .html page (opens offline in any browser)."""
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(_embed.standalone_page(self.to_html(), title))
+
+    def __repr__(self):
+        shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
+        return (f"AttentionFigure({len(self.images)} image(s), maps {shapes}, "
+                f"branches {self.spec['branches']}, {self.nbytes / 1e3:.0f} kB)")
+
+
+def read_attention_data(figure):
+    """What an AttentionFigure embeds, decoded in Python (for tests and tools).
+
+    Args:
+        figure: an AttentionFigure, its HTML fragment, or its parsed JSON spec.
+
+    Returns:
+        a list with one dict per image: {"name", "map_height", "map_width", and per
+        branch name a dict {"codes": uint8 [n, n], "values": float64 [n, n]}} where
+        n = H'*W' and row s belongs to the pixel s = h * W' + w.
+    """
+    if isinstance(figure, AttentionFigure):
+        spec = figure.spec
+    elif isinstance(figure, str):
+        spec = _embed.spec_from_html(figure, "attention")
+    else:
+        spec = figure
+    codes = np.frombuffer(_embed.unpack(spec["masks"]), dtype=np.uint8)
+    ranges = np.frombuffer(base64.b64decode(spec["ranges"]), dtype="<f4")
+    out = []
+    for entry in spec["images"]:
+        n = entry["map_height"] * entry["map_width"]
+        item = {key: entry[key] for key in ("name", "map_height", "map_width")}
+        for b, branch in enumerate(spec["branches"]):
+            start = entry["offset"] + b * n * n
+            q = codes[start:start + n * n].reshape(n, n)
+            r0 = entry["range_offset"] + b * n
+            low, high = ranges[2 * r0:2 * (r0 + n)].astype(np.float64).reshape(n, 2).T
+            item[branch] = {"codes": q, "values": low[:, None] + q / 255.0 * (high - low)[:, None]}
+        out.append(item)
+    return out

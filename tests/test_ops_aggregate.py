@@ -1,0 +1,401 @@
+"""psa_aggregate against the unfused composition psa_mask -> softmax -> bmm.
+
+The oracle below is written from the definition (mmsegmentation's PSAHead) with the
+library's psa_mask, torch.softmax and torch.bmm; every fused path is compared with it:
+the torch backend directly, the CUDA kernels on a GPU when there is one, and the same
+kernel source compiled for the CPU (g++ with a small shim that runs the 256 threads of
+a block as OS threads) so that the kernels and their CuPy glue run even without a GPU.
+"""
+
+import ctypes
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from psanet_lite.ops import aggregate_cupy, aggregate_torch, cupy_runtime, psa_aggregate, psa_mask
+from psanet_lite.ops.aggregate import _select_backend
+
+
+def unfused(features, attention, mode, mask_size, softmax="reference", normalization_factor=1.0):
+    """[N, C, H, W]: bmm(F, softmax(psa_mask(A), dim=1)) * (1 / nf), the dense route."""
+    n, c, h, w = features.shape
+    y = psa_mask(attention, mode, mask_size, backend="torch").reshape(n, h * w, h * w)
+    if softmax == "window":
+        written = psa_mask(torch.ones_like(attention), mode, mask_size, backend="torch").reshape(n, h * w, h * w)
+        y = y.masked_fill(written == 0, float("-inf"))
+    if softmax is not None:
+        y = torch.softmax(y, dim=1)
+    if normalization_factor is None:
+        normalization_factor = attention.shape[1]
+    return (torch.bmm(features.reshape(n, c, h * w), y) * (1.0 / normalization_factor)).reshape(n, c, h, w)
+
+
+def cells(mask_size, h, w):
+    if mask_size is None:
+        return (2 * h - 1) * (2 * w - 1)
+    if isinstance(mask_size, int):
+        return mask_size * mask_size
+    return mask_size[0] * mask_size[1]
+
+
+def inputs(n, c, h, w, mask_size, dtype=torch.float64, device="cpu", seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    features = torch.randn(n, c, h, w, generator=generator, dtype=torch.float64)
+    # Spread 3: a mix of weights above and below the unwritten cells' exp(0).
+    attention = 3 * torch.randn(n, cells(mask_size, h, w), h, w, generator=generator, dtype=torch.float64)
+    return features.to(device, dtype), attention.to(device, dtype)
+
+
+# (N, C, H, W, mask_size): odd, even and mixed masks, smaller and larger than the map,
+# the over-completed default, non-square maps, batch 1 and 2.
+SHAPES = [
+    (2, 5, 5, 6, (3, 5)),
+    (1, 4, 5, 6, 4),
+    (2, 3, 6, 5, (13, 3)),
+    (1, 6, 4, 7, None),
+    (2, 3, 3, 8, (4, 7)),
+    (1, 2, 2, 3, 1),
+]
+SOFTMAX = ["reference", "window", None]
+MODES = ["collect", "distribute"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softmax", SOFTMAX)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_torch_backend_equals_unfused_float64(shape, softmax, mode):
+    n, c, h, w, mask_size = shape
+    features, attention = inputs(n, c, h, w, mask_size)
+    expected = unfused(features, attention, mode, mask_size, softmax)
+    got = psa_aggregate(features, attention, mode, mask_size, softmax=softmax, backend="torch")
+    assert got.shape == (n, c, h, w) and got.dtype == torch.float64
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("normalization_factor", [None, 3.5, 0.25])
+def test_normalization_factor_divides_and_none_means_mask_cells(normalization_factor):
+    features, attention = inputs(2, 3, 4, 5, (5, 3))
+    expected = unfused(features, attention, "distribute", (5, 3), "reference", normalization_factor)
+    got = psa_aggregate(features, attention, "distribute", (5, 3), normalization_factor=normalization_factor)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    plain = psa_aggregate(features, attention, "distribute", (5, 3))
+    factor = 15 if normalization_factor is None else normalization_factor
+    torch.testing.assert_close(got * factor, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_softmax_modes_differ_only_when_cells_are_unwritten():
+    # Over-completed mask: every column is fully written, so 'window' == 'reference';
+    # a small mask leaves zero rows whose exp(0) share only 'reference' counts.
+    features, attention = inputs(1, 3, 3, 4, None)
+    full = [psa_aggregate(features, attention, "collect", None, softmax=s) for s in ("reference", "window")]
+    torch.testing.assert_close(full[0], full[1], rtol=0, atol=1e-12)
+    features, attention = inputs(1, 3, 5, 5, 3)
+    small = [psa_aggregate(features, attention, "collect", 3, softmax=s) for s in ("reference", "window")]
+    assert (small[0] - small[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softmax", SOFTMAX)
+def test_torch_backend_in_many_blocks_matches_forward_and_backward(mode, softmax):
+    # A budget of 40 elements forces blocks of a single column: the blocked forward,
+    # the recomputing backward and the index bookkeeping at block edges are exercised.
+    n, c, h, w, mask_size = 2, 3, 4, 5, (5, 4)
+    features, attention = inputs(n, c, h, w, mask_size)
+    assert aggregate_torch.chunk_width(n, h * w, chunk_elements=40) == 1
+    f1, a1 = features.clone().requires_grad_(), attention.clone().requires_grad_()
+    f2, a2 = features.clone().requires_grad_(), attention.clone().requires_grad_()
+    expected = unfused(f1, a1, mode, mask_size, softmax, 2.0)
+    got = aggregate_torch.psa_aggregate_torch(f2, a2, mode, 5, 4, softmax, 0.5, chunk_elements=40)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    expected.backward(grad)
+    got.backward(grad)
+    torch.testing.assert_close(f2.grad, f1.grad, rtol=0, atol=1e-12)
+    torch.testing.assert_close(a2.grad, a1.grad, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softmax", SOFTMAX)
+def test_torch_backend_gradcheck(mode, softmax):
+    features, attention = inputs(2, 2, 2, 3, (3, 2))
+    features.requires_grad_()
+    attention.requires_grad_()
+
+    def fused(f, a):
+        return psa_aggregate(f, a, mode, (3, 2), softmax=softmax, normalization_factor=1.5, backend="torch")
+
+    assert torch.autograd.gradcheck(fused, (features, attention))
+
+
+def test_dense_backend_is_the_unfused_composition():
+    features, attention = inputs(2, 3, 4, 5, (3, 3))
+    for softmax in SOFTMAX:
+        torch.testing.assert_close(
+            psa_aggregate(features, attention, "collect", 3, softmax=softmax, backend="dense"),
+            unfused(features, attention, "collect", 3, softmax),
+            rtol=0, atol=1e-12,
+        )
+
+
+def test_float32_and_bfloat16_follow_float64():
+    features, attention = inputs(2, 4, 5, 6, (5, 5))
+    expected = unfused(features, attention, "distribute", 5)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 5e-2)):
+        got = psa_aggregate(features.to(dtype), attention.to(dtype), "distribute", 5)
+        assert got.dtype == dtype
+        torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol)
+
+
+def test_default_backend_on_cpu_is_torch():
+    assert _select_backend(torch.device("cpu"), None) == "torch"
+
+
+# Bad input: clear errors naming what was expected.
+
+def test_rejects_mismatched_or_invalid_inputs():
+    f, a = inputs(2, 3, 4, 5, 3)
+    cases = [
+        ((f, a[:1], "collect", 3), ValueError, "agree in N, H and W"),
+        ((f, a[..., :4], "collect", 3), ValueError, "agree in N, H and W"),
+        ((f, a, "collect", 5), ValueError, "mh\\*mw = 5\\*5 = 25 channels"),
+        ((f, a, "gather", 3), ValueError, "mode must be one of"),
+        ((f, a.float(), "collect", 3), TypeError, "same dtype"),
+        ((f.long(), a.long(), "collect", 3), TypeError, "floating-point"),
+        ((f[0], a, "collect", 3), ValueError, "4 dimensions"),
+        ((f.numpy(), a, "collect", 3), TypeError, "torch.Tensor"),
+        ((f, a, "collect", (3, 3, 3)), ValueError, "mask_size"),
+    ]
+    for args, error, message in cases:
+        with pytest.raises(error, match=message):
+            psa_aggregate(*args)
+    with pytest.raises(ValueError, match="softmax must be one of"):
+        psa_aggregate(f, a, "collect", 3, softmax="full")
+    with pytest.raises(ValueError, match="normalization_factor must be positive"):
+        psa_aggregate(f, a, "collect", 3, normalization_factor=0)
+    with pytest.raises(TypeError, match="normalization_factor"):
+        psa_aggregate(f, a, "collect", 3, normalization_factor="1")
+    with pytest.raises(ValueError, match="backend must be None or one of"):
+        psa_aggregate(f, a, "collect", 3, backend="triton")
+    with pytest.raises(ValueError, match="'cupy' needs CUDA tensors"):
+        psa_aggregate(f, a, "collect", 3, backend="cupy")
+
+
+def test_rejects_tensors_on_different_devices():
+    f, a = inputs(1, 2, 3, 3, 3)
+    with pytest.raises(ValueError, match="same device"):
+        psa_aggregate(f, a.to("meta"), "collect", 3)
+
+
+# The CUDA kernels run on the CPU: kernels/psa_aggregate.cu compiled by g++ with a shim
+# (CUDA qualifiers as no-ops, __shared__ as function statics shared by the block's
+# threads, __syncthreads as a std::barrier, the two PTX conversions as _Float16 casts).
+# cupy_runtime's loader and launcher are replaced, so aggregate_cupy's own argument
+# lists and launch sizes are what is tested. Blocks run one after another and the grid
+# is capped at 3 blocks so that the kernels' block-stride loops are walked too.
+
+_SHIM = r"""
+#include <barrier>
+#include <bit>
+#include <math.h>
+struct PsaDim3 { unsigned x, y, z; };
+thread_local PsaDim3 threadIdx;
+static PsaDim3 blockIdx, gridDim, blockDim = {256, 1, 1};
+static std::barrier<>* psa_barrier = nullptr;
+static inline void __syncthreads() { psa_barrier->arrive_and_wait(); }
+static inline int min(int a, int b) { return a < b ? a : b; }
+static inline int max(int a, int b) { return a > b ? a : b; }
+static inline float __int_as_float(int i) { return std::bit_cast<float>(i); }
+static inline float __uint_as_float(unsigned u) { return std::bit_cast<float>(u); }
+static inline unsigned __float_as_uint(float f) { return std::bit_cast<unsigned>(f); }
+static inline double __longlong_as_double(long long i) { return std::bit_cast<double>(i); }
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __shared__ static
+extern "C" void psa_emulate_begin(unsigned threads, unsigned block, unsigned grid) {
+    delete psa_barrier;
+    psa_barrier = new std::barrier<>(threads);
+    blockIdx = {block, 0, 0};
+    gridDim = {grid, 1, 1};
+}
+extern "C" void psa_emulate_thread(unsigned t) { threadIdx = {t, 0, 0}; }
+"""
+
+_PTX_CONVERSIONS = {
+    'asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p->bits));': "f = (float)std::bit_cast<_Float16>(p->bits);",
+    'asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(v));': "h = std::bit_cast<unsigned short>((_Float16)v);",
+}
+_GRID_CAP = 3
+
+
+@pytest.fixture(scope="module")
+def cpu_kernels(tmp_path_factory):
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("g++ not found: the CPU run of the CUDA kernels needs it")
+    source = cupy_runtime.kernel_path(aggregate_cupy.KERNEL_FILE).read_text()
+    for ptx, cpu in _PTX_CONVERSIONS.items():
+        assert ptx in source, f"the shim expects {ptx!r} in the kernel source"
+        source = source.replace(ptx, cpu)
+    folder = tmp_path_factory.mktemp("psa_aggregate_cpu")
+    (folder / "shim.h").write_text(_SHIM)
+    (folder / "kernels.cpp").write_text(source)
+    library = folder / "kernels.so"
+    command = [compiler, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread",
+               "-include", str(folder / "shim.h"), str(folder / "kernels.cpp"), "-o", str(library)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0 and "std=c++20" in result.stderr + result.stdout:
+        pytest.skip(f"{compiler} lacks C++20 (std::barrier, std::bit_cast)")
+    assert result.returncode == 0, result.stderr
+    return ctypes.CDLL(str(library))
+
+
+def _c_argument(value):
+    if isinstance(value, ctypes.c_void_p):
+        return value
+    if isinstance(value, np.uint64):
+        return ctypes.c_void_p(int(value))
+    if isinstance(value, np.int32):
+        return ctypes.c_int(int(value))
+    if isinstance(value, np.float32):
+        return ctypes.c_float(float(value))
+    if isinstance(value, np.float64):
+        return ctypes.c_double(float(value))
+    raise TypeError(f"unexpected kernel argument {value!r}")
+
+
+def _emulated_launch(library, kernel_name, threads, args, device):
+    kernel = getattr(library, kernel_name)
+    c_args = [_c_argument(a) for a in args]
+    per_block = cupy_runtime.THREADS_PER_BLOCK
+    grid = max(1, min(-(-threads // per_block), _GRID_CAP))
+
+    def run(t):
+        library.psa_emulate_thread(t)
+        kernel(*c_args)
+
+    for block in range(grid):
+        library.psa_emulate_begin(per_block, block, grid)
+        workers = [threading.Thread(target=run, args=(t,), daemon=True) for t in range(per_block)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+            assert not worker.is_alive(), f"{kernel_name}: threads stuck at a barrier"
+
+
+@pytest.fixture
+def kernels_on_cpu(cpu_kernels, monkeypatch):
+    monkeypatch.setattr(cupy_runtime, "load_module", lambda name, device: cpu_kernels)
+    monkeypatch.setattr(cupy_runtime, "as_cupy", lambda tensor: ctypes.c_void_p(tensor.data_ptr()))
+    monkeypatch.setattr(cupy_runtime, "launch", _emulated_launch)
+    return aggregate_cupy.psa_aggregate_cupy
+
+
+# Every mode and softmax on small maps; then maps wider than one 32-position tile with
+# more channels than one 64-channel tile and masks wider than one 32-cell chunk (in
+# both directions, which walk the partner segments both ways).
+KERNEL_CASES = [
+    (shape, softmax, mode)
+    for shape in [(1, 5, 4, 5, (4, 6)), (1, 33, 5, 3, (9, 1)), (2, 3, 3, 4, None)]
+    for softmax in SOFTMAX
+    for mode in MODES
+] + [((1, 70, 2, 37, (3, 41)), "reference", "collect"), ((1, 70, 2, 37, (2, 40)), "window", "distribute")]
+
+
+@pytest.mark.parametrize("shape, softmax, mode", KERNEL_CASES, ids=str)
+def test_kernels_forward_and_backward_float64_on_cpu(kernels_on_cpu, monkeypatch, shape, softmax, mode):
+    n, c, h, w, mask_size = shape
+    features, attention = inputs(n, c, h, w, mask_size, seed=3)
+    mh, mw = (2 * h - 1, 2 * w - 1) if mask_size is None else mask_size
+    f1, a1 = features.clone().requires_grad_(), attention.clone().requires_grad_()
+    f2, a2 = features.clone().requires_grad_(), attention.clone().requires_grad_()
+    expected = unfused(f1, a1, mode, mask_size, softmax, 2.0)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    expected.backward(grad)
+    # Outputs the kernels must fill start as NaN, so an element they skip shows up.
+    full_like = torch.full_like
+    monkeypatch.setattr(torch, "empty_like", lambda t, **kw: full_like(t, float("nan"), **kw))
+    got = kernels_on_cpu(f2, a2, mode, mh, mw, softmax, 0.5)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+    got.backward(grad)
+    torch.testing.assert_close(f2.grad, f1.grad, rtol=0, atol=1e-11)
+    torch.testing.assert_close(a2.grad, a1.grad, rtol=0, atol=1e-11)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 2e-5), (torch.float16, 1e-2), (torch.bfloat16, 6e-2)])
+def test_kernels_in_low_precision_on_cpu(kernels_on_cpu, dtype, tol):
+    n, c, h, w, mask_size = 1, 66, 2, 34, (3, 35)
+    features, attention = inputs(n, c, h, w, mask_size, seed=5)
+    f1, a1 = features.clone().requires_grad_(), attention.clone().requires_grad_()
+    expected = unfused(f1, a1, "collect", mask_size, "reference")
+    # Inputs rounded to the low-precision type: the kernel's own error is what is left.
+    f2 = features.to(dtype).requires_grad_()
+    a2 = attention.to(dtype).requires_grad_()
+    got = kernels_on_cpu(f2, a2, "collect", *mask_size, "reference", 1.0)
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol)
+    grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    expected.backward(grad)
+    got.backward(grad.to(dtype))
+    torch.testing.assert_close(f2.grad.double(), f1.grad, rtol=tol, atol=tol)
+    torch.testing.assert_close(a2.grad.double(), a1.grad, rtol=tol, atol=tol)
+
+
+# On a CUDA device with CuPy: the real kernels against the torch backend.
+
+def _cuda_with_cupy():
+    return torch.cuda.is_available() and cupy_runtime.cupy_status(torch.device("cuda"))[0]
+
+
+gpu = pytest.mark.skipif(not _cuda_with_cupy(), reason="needs a CUDA device where CuPy runs kernels")
+
+
+def _poison_allocator(nbytes):
+    """Leave NaN in memory the caching allocator hands out next, so unwritten outputs show."""
+    block = torch.full((nbytes // 4 + 1,), float("nan"), device="cuda")
+    del block
+
+
+@gpu
+def test_cuda_default_backend_is_cupy():
+    assert _select_backend(torch.device("cuda"), None) == "cupy"
+
+
+@gpu
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("softmax", SOFTMAX)
+@pytest.mark.parametrize("shape", [(2, 96, 9, 40, (7, 45)), (1, 16, 12, 10, None), (2, 8, 6, 7, 4)], ids=str)
+def test_cuda_kernels_match_torch_backend(shape, softmax, mode):
+    n, c, h, w, mask_size = shape
+    features, attention = inputs(n, c, h, w, mask_size, dtype=torch.float64, device="cuda", seed=7)
+    grad = torch.randn(n, c, h, w, dtype=torch.float64, device="cuda")
+    results = {}
+    for dtype in (torch.float64, torch.float32, torch.float16, torch.bfloat16):
+        for backend in ("torch", "cupy"):
+            f = features.to(dtype).requires_grad_()
+            a = attention.to(dtype).requires_grad_()
+            _poison_allocator(4 * (f.numel() + a.numel()))
+            out = psa_aggregate(f, a, mode, mask_size, softmax=softmax, normalization_factor=3.0, backend=backend)
+            out.backward(grad.to(dtype))
+            results[dtype, backend] = [t.double() for t in (out, f.grad, a.grad)]
+    reference = results[torch.float64, "torch"]
+    tolerances = {torch.float64: 1e-10, torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 1e-1}
+    for dtype, tol in tolerances.items():
+        for name, got, want in zip(("out", "grad features", "grad attention"), results[dtype, "cupy"], reference):
+            assert not got.isnan().any(), f"{dtype} {name}: NaN left in the output"
+            torch.testing.assert_close(got, want, rtol=tol, atol=tol, msg=f"{dtype} {name}")
+
+
+@gpu
+def test_cuda_kernels_gradcheck():
+    features, attention = inputs(1, 3, 3, 5, (3, 4), device="cuda")
+    features.requires_grad_()
+    attention.requires_grad_()
+    assert torch.autograd.gradcheck(
+        lambda f, a: psa_aggregate(f, a, "distribute", (3, 4), backend="cupy"), (features, attention)
+    )

@@ -1,0 +1,21 @@
+"""The wheel carries everything an installed psanet_lite needs, the CUDA sources included."""
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_wheel_ships_every_kernel_source(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "uv", "build", "--wheel", "--quiet", "--out-dir", str(tmp_path), str(ROOT)],
+        check=True,
+    )
+    (wheel,) = tmp_path.glob("psanet_lite-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    sources = sorted(p.name for p in (ROOT / "kernels").glob("*.cu"))
+    assert sources, "kernels/ holds no .cu file"
+    missing = [s for s in sources if f"psanet_lite/kernels/{s}" not in names]
+    assert not missing, f"wheel lacks kernel sources {missing}"
+    assert "psanet_lite/cli/__init__.py" in names
