@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Notebooks and tests run on the CPU threads the machine has; keep BLAS from oversubscribing.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: env book test unit kernels clean-book
+.PHONY: env book test unit kernels clean-book chromium
 
 env: $(STAMP)
 
@@ -23,15 +23,40 @@ $(STAMP): pyproject.toml uv.lock | $(if $(filter $(BIN)/uv,$(UV)),$(BIN)/uv)
 	$(UV) sync --frozen --extra dev --extra cuda
 	touch $@
 
-book: $(STAMP)
+# MathJax is served by the book itself (the site makes no request to other hosts):
+# npm installs the version book/package-lock.json pins; the book's Sphinx extension
+# (book/_ext/psanet_book.py) copies it into the built site. The touch keeps the
+# stamp newer than the lock file, so a second `make book` needs no network.
+MATHJAX := book/node_modules/mathjax/es5/tex-chtml.js
+
+$(MATHJAX): book/package.json book/package-lock.json
+	npm ci --prefix book --no-audit --no-fund
+	touch $@
+
+# Notebooks run at build time and are cached (book/_build/.jupyter_cache): a second
+# build re-runs only changed notebooks. A failing cell or any Sphinx warning fails it.
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build book --warningiserror --keep-going
+
+# The browser test drives Debian's chromium (never a downloaded browser).
+chromium:
+	@if [ -x /usr/bin/chromium ]; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+		echo "The browser test needs /usr/bin/chromium: run 'sudo apt-get install -y chromium'" >&2; \
+		exit 1; \
+	fi
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Unit tests, then the book (every notebook runs), then the built site in a browser.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not browser"
 	$(MAKE) book
+	$(MAKE) chromium
+	$(BIN)/python -m pytest -q -m browser
 
 clean-book:
 	rm -rf book/_build

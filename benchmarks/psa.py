@@ -7,7 +7,8 @@
 unfused = psa_aggregate(backend='dense'): psa_mask (its fastest backend here) into
 [N, HW, HW], softmax over dim 1, bmm, what every PSANet implementation runs.
 fused   = psa_aggregate(backend=None): the CUDA kernels on a GPU with CuPy, else the
-torch blocked-columns fallback.
+torch blocked-columns fallback; on a GPU also
+fused-torch = psa_aggregate(backend='torch'), the fallback, for comparison.
 Both in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
 
 Cases: the shapes PSAHead sees after the shrink (benchmarks/psamask.py SHAPES:
@@ -52,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from psamask import SHAPES, device_description, device_label, peak_bytes, synchronize, time_call  # noqa: E402
 
 from psanet_lite.ops import psa_aggregate  # noqa: E402
+from psanet_lite.ops.aggregate import _select_backend  # noqa: E402
 
 CHANNELS = 512
 FULL_RES = {"cityscapes-1024x2048-full": (128, 256, 255, 511)}
@@ -91,6 +93,9 @@ def free_bytes(device):
     return int(fields["MemAvailable"].split()[0]) * 1024
 
 
+IMPLEMENTATIONS = {"unfused": "dense", "fused": None, "fused-torch": "torch"}
+
+
 def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
     """Rough need of one forward+backward on top of the inputs (for skipping, not reporting)."""
     hw, cells = height * width, mh * mw
@@ -101,7 +106,7 @@ def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
 
 
 def measure(impl, features, attention, mask, device, reps):
-    backend = "dense" if impl == "unfused" else None
+    backend = IMPLEMENTATIONS[impl]
     f = features.detach().requires_grad_()
     a = attention.detach().requires_grad_()
     grad = torch.randn_like(features)
@@ -149,7 +154,9 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
         "forward_backward": 6 * feature_bytes + 3 * attention_bytes,
     }
     must_return = {"forward": feature_bytes, "forward_backward": feature_bytes + case["input_bytes"]}
-    for impl in ("unfused", "fused"):
+    impls = ("unfused", "fused", "fused-torch") if device.type == "cuda" else ("unfused", "fused")
+    case["fused_backend"] = _select_backend(device, None)
+    for impl in impls:
         need = estimated_bytes(impl, batch, height, width, mh, mw, itemsize)
         if need > 0.9 * free:
             case[impl] = {"skipped": f"needs about {need / 2**30:.1f} GiB beyond the inputs, {free / 2**30:.1f} GiB free"}
@@ -190,8 +197,12 @@ def markdown(cases):
         if "skipped" in case:
             lines.append(f"| {label} | both | skipped: {case['skipped']} |" + " |" * (len(header) - 3))
             continue
-        for impl in ("unfused", "fused"):
+        for impl in ("unfused", "fused", "fused-torch"):
+            if impl not in case:
+                continue
             row = case[impl]
+            if impl == "fused":
+                impl = f"fused ({case['fused_backend']})"
             if "skipped" in row:
                 lines.append(f"| {label} | {impl} | skipped: {row['skipped']} |" + " |" * (len(header) - 3))
                 continue
@@ -301,8 +312,8 @@ def main(argv=None):
         f"Peak memory: {memory_method}. Scratch: peak minus the output (and, for forward+backward, "
         "the input gradients), which every implementation must allocate.",
         "GB/s: compulsory bytes / time; GFLOP/s: window multiply-adds / time (same work for both).",
-        "Index caches the torch backends build in the warm-up call (psa_mask's, the fallback's column "
-        "blocks) persist across calls and are not counted.",
+        "The index cache psa_mask's torch backend builds in the warm-up call persists across calls and "
+        "is not counted (the fused torch fallback keeps no cache).",
         "",
         markdown(cases),
         "",

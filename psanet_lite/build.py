@@ -77,6 +77,8 @@ def model_from_config(config):
     stage3_channels, stage4_channels = backbone.out_channels
     if m.decode_head == "psa":
         decode_head = _psa_head(m, stage4_channels, num_classes)
+        if m.compact:
+            _check_compact_mask(decode_head, config.data.crop_size, backbone.output_stride)
     else:
         channels = m.fcn_channels
         if channels is None:
@@ -107,6 +109,18 @@ def build_backbone(kind, depth=50, in_channels=3):
     if kind == "lite":
         return resnet_lite(in_channels=in_channels)
     raise ValueError(f"backbone must be 'resnetv1c', 'torchvision' or 'lite', got {kind!r}")
+
+
+def _check_compact_mask(head, crop_size, output_stride):
+    """compact=True predicts one attention channel per position of the crop's attention grid."""
+    feature = [-(-side // output_stride) for side in crop_size]  # ceil: every stride-2 layer pads
+    h, w, _ = head.attention_grid(*feature)
+    mh, mw = head.mask_size
+    if mh * mw != h * w:
+        raise ValueError(
+            f"compact=True needs mask_size with mh*mw == h'*w' = {h}*{w} for crop {tuple(crop_size)} "
+            f"(attention grid {h}x{w}), got mask_size {head.mask_size}; use mask_size=({h}, {w})"
+        )
 
 
 def _psa_head(m, in_channels, num_classes, fused=None):

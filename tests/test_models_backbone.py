@@ -18,8 +18,18 @@ def _blocks(backbone):
     return rows
 
 
+def _on_meta(make, *args, **kwargs):
+    with torch.device("meta"):  # structure only: no weights to initialise
+        return make(*args, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def r50():
+    return ResNetV1c(depth=50).eval()
+
+
 def test_resnet_v1c_deep_stem():
-    stem = ResNetV1c(depth=50).stem
+    stem = _on_meta(ResNetV1c, depth=50).stem
     convs = [m for m in stem if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
         (3, 32, (3, 3), (2, 2)),
@@ -30,7 +40,7 @@ def test_resnet_v1c_deep_stem():
 
 @pytest.mark.parametrize("depth, blocks", [(50, (3, 4, 6, 3)), (101, (3, 4, 23, 3))])
 def test_resnet_v1c_strides_and_contracted_dilation(depth, blocks):
-    rows = _blocks(ResNetV1c(depth=depth))
+    rows = _blocks(_on_meta(ResNetV1c, depth=depth))
     assert [sum(1 for r in rows if r[0] == s) for s in range(1, 5)] == list(blocks)
     for stage, index, stride, dilation, padding in rows:
         # strides (1, 2, 1, 1) on the first block; dilations (1, 1, 2, 4), first block of a
@@ -43,7 +53,7 @@ def test_resnet_v1c_strides_and_contracted_dilation(depth, blocks):
 
 
 def test_resnet_v1c_downsample_is_strided_conv_and_bn():
-    backbone = ResNetV1c(depth=50)
+    backbone = _on_meta(ResNetV1c, depth=50)
     down = backbone.layer2[0].downsample
     assert isinstance(down[0], nn.Conv2d) and isinstance(down[1], nn.BatchNorm2d) and len(down) == 2
     assert down[0].stride == (2, 2) and down[0].kernel_size == (1, 1)
@@ -52,18 +62,17 @@ def test_resnet_v1c_downsample_is_strided_conv_and_bn():
 
 
 @pytest.mark.parametrize("size, expected", [(64, 8), (65, 9), (97, 13)])
-def test_resnet_v1c_output_stride_8(size, expected):
-    backbone = ResNetV1c(depth=50).eval()
+def test_resnet_v1c_output_stride_8(r50, size, expected):
     with torch.no_grad():
-        stage3, stage4 = backbone(torch.randn(1, 3, size, size))
+        stage3, stage4 = r50(torch.randn(1, 3, size, size))
     assert stage3.shape == (1, 1024, expected, expected)
     assert stage4.shape == (1, 2048, expected, expected)
-    assert backbone.out_channels == (1024, 2048) and backbone.output_stride == 8
+    assert r50.out_channels == (1024, 2048) and r50.output_stride == 8
 
 
 def test_torchvision_backbone_has_the_same_dilation_pattern():
-    assert _blocks(TorchvisionResNet(50)) == _blocks(ResNetV1c(depth=50))
-    assert _blocks(TorchvisionResNet(101)) == _blocks(ResNetV1c(depth=101))
+    for depth in (50, 101):
+        assert _blocks(_on_meta(TorchvisionResNet, depth)) == _blocks(_on_meta(ResNetV1c, depth=depth))
 
 
 def test_torchvision_backbone_loads_torchvision_weights_from_disk(tmp_path):

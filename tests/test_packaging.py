@@ -18,4 +18,8 @@ def test_wheel_ships_every_kernel_source(tmp_path):
     assert sources, "kernels/ holds no .cu file"
     missing = [s for s in sources if f"psanet_lite/kernels/{s}" not in names]
     assert not missing, f"wheel lacks kernel sources {missing}"
-    assert "psanet_lite/cli/__init__.py" in names
+    packages = sorted(
+        str(init.relative_to(ROOT).as_posix()) for init in (ROOT / "psanet_lite").rglob("__init__.py")
+    )
+    unshipped = [p for p in packages if p not in names]
+    assert not unshipped, f"wheel lacks packages {unshipped}: list them in pyproject.toml"

@@ -36,7 +36,7 @@ def _package_version():
         return "unknown"
 
 
-def make_checkpoint(model, config, miou=None, metadata=None, **extra):
+def make_checkpoint(model, config, /, miou=None, metadata=None, **extra):
     """The checkpoint dict for `model` built from `config` (a Config).
 
     Args:
@@ -58,7 +58,7 @@ def make_checkpoint(model, config, miou=None, metadata=None, **extra):
         "config": config.to_dict(),
         "metadata": {
             "psanet_lite_version": _package_version(),
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "miou": miou,
             **(metadata or {}),
@@ -67,7 +67,7 @@ def make_checkpoint(model, config, miou=None, metadata=None, **extra):
     }
 
 
-def save_checkpoint(path, model, config, miou=None, metadata=None, **extra):
+def save_checkpoint(path, model, config, /, miou=None, metadata=None, **extra):
     """Write make_checkpoint(...) to `path` atomically; returns the checkpoint dict.
 
     Example:

@@ -33,8 +33,10 @@ def safe_torch_load(path, trust_pickle=False, map_location="cpu"):
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as error:
+        lines = str(error).splitlines()
+        reason = next((line.strip() for line in lines if "Unsupported global" in line), lines[0])
         raise UntrustedCheckpointError(
             f"{path} holds Python objects beyond tensors and builtins, which are not unpickled by "
             f"default (unpickling can run code). If you trust this file, pass trust_pickle=True. "
-            f"torch said: {str(error).splitlines()[0]}"
+            f"torch said: {reason}"
         ) from None

@@ -98,8 +98,8 @@ def _mmseg_preset(depth, dataset, crop, iterations, memory_gb, fps, miou, miou_m
 
 
 def _lite_context_preset():
-    # num_classes=4 stands until the procedural context dataset fixes its class count
-    # (psanet_lite.data); change it there or override it: .replace(num_classes=K).
+    # num_classes=4: background + the three cue colours of psanet_lite.data.context
+    # (build_dataset checks that the two agree).
     return Config(
         name="psanet_lite_context",
         model=ModelConfig(

@@ -10,10 +10,11 @@ every object in the image:
 So a patch around an object says "object" but never which one, and the answer
 sits in a corner at least ``min_distance`` pixels away (Chebyshev distance from
 every object pixel to every cue pixel). With the defaults (128 px images, cue
-16 px, distance > 72 px) the cue lies outside the theoretical receptive field
-of the lite backbone plus an FCN head (about 130 px wide, i.e. +-65 px): such a
-network can do no better than guess the class per image, while an attention
-head that reaches across the whole map can read it. See data/README.md.
+16 px, distance > 76 px) the cue lies outside the receptive field of the lite
+backbone plus an FCN head, which reaches at most 74 px from the pixel it
+labels: such a network can do no better than guess the class per image, while
+an attention head that reaches across the whole map can read it. See
+data/README.md.
 
 Samples are a pure function of (seed, split, index): nothing is stored, any
 item can be regenerated, and two runs with the same seed see the same data.
@@ -27,7 +28,7 @@ CUE_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
 CLASSES = ("background", "object, red cue", "object, green cue", "object, blue cue")
 PALETTE = np.array([(0, 0, 0), (200, 60, 60), (60, 180, 80), (70, 110, 220)], dtype=np.uint8)
 SPLITS = {"train": 0, "val": 1, "test": 2}
-RADIUS = (5, 11)  # object radius range in pixels
+RADIUS = (4, 10)  # object radius range in pixels
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -51,7 +52,7 @@ def _object_mask(rng: np.random.Generator, size: int, cy: float, cx: float, radi
 
 
 def make_context_sample(rng: np.random.Generator, size: int = 128, cue_size: int = 16,
-                        min_distance: int = 72, max_objects: int = 3):
+                        min_distance: int = 76, max_objects: int = 3):
     """Draw one image and its label.
 
     Args:
@@ -118,7 +119,7 @@ class ContextDataset(Dataset):
     Args:
         split: 'train', 'val' or 'test'; each split draws from its own stream.
         length: number of images.
-        size: image side in pixels (>= cue_size + min_distance + 24).
+        size: image side in pixels (>= cue_size + min_distance + 22).
         seed: base seed; sample i of a split is drawn from
             numpy's default_rng((seed, split, i)).
         transforms: paired transform applied to (image, mask), or None.
@@ -139,7 +140,7 @@ class ContextDataset(Dataset):
     ignore_index = 255
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0,
-                 transforms=None, cue_size: int = 16, min_distance: int = 72, max_objects: int = 3):
+                 transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 3):
         if split not in SPLITS:
             raise ValueError(f"context split must be one of {tuple(SPLITS)}, got {split!r}")
         if length < 1:

@@ -79,6 +79,6 @@ def check_same_size(image: torch.Tensor, label: np.ndarray, image_path, label_pa
     image_hw, label_hw = tuple(image.shape[-2:]), tuple(label.shape)
     if image_hw != label_hw:
         raise ValueError(
-            f"label {label_path} is {label_hw[1]}x{label_hw[0]} (WxH) but its image "
-            f"{image_path} is {image_hw[1]}x{image_hw[0]}"
+            f"label {label_path} is {label_hw[1]}x{label_hw[0]} but its image "
+            f"{image_path} is {image_hw[1]}x{image_hw[0]} (width x height)"
         )

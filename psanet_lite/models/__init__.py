@@ -1,10 +1,12 @@
 """Networks: the dilated backbones, the PSA and FCN heads, and PSANet that joins them.
 
     from psanet_lite.models import PSANet, PSAHead, FCNHead, ResNetV1c, TorchvisionResNet, resnet_lite
+    from psanet_lite.models import count_flops   # FLOPs at an input size, in seconds
 """
 
 from psanet_lite.models.conv_bn_relu import ConvBNReLU
 from psanet_lite.models.fcn_head import FCNHead, matching_fcn_channels
+from psanet_lite.models.flops import count_flops
 from psanet_lite.models.psa_head import PSABranch, PSAHead
 from psanet_lite.models.psanet import PSANet, PSANetOutput
 from psanet_lite.models.resnet_v1c import ResNetV1c, resnet_lite
@@ -19,6 +21,7 @@ __all__ = [
     "PSANetOutput",
     "ResNetV1c",
     "TorchvisionResNet",
+    "count_flops",
     "matching_fcn_channels",
     "resnet_lite",
 ]

@@ -176,7 +176,7 @@ class PSAHead(nn.Module):
         return height // s, width // s, False
 
     def forward(self, x):
-        n, _, height, width = x.shape  # x: [N, Cin, H, W]
+        height, width = x.shape[-2:]  # x: [N, Cin, H, W]
         h, w, align_corners = self.attention_grid(height, width)
         recorded, aggregated = {}, []
         for direction in self.directions:

@@ -73,8 +73,8 @@ class PSANet(nn.Module):
     def attention_maps(self, images=None):
         """The softmaxed collect/distribute attention, [N, h'*w', h', w'] per direction.
 
-        With `images`, runs one forward pass without gradients (in the current mode)
-        and returns its attention. Without, returns the attention of the last forward
+        With `images`, runs one forward pass in eval mode without gradients (the mode
+        is restored afterwards, BatchNorm statistics are untouched) and returns its attention. Without, returns the attention of the last forward
         pass, which must have run with `model.decode_head.record_attention = True`
         (no second forward pass is made). Entry [n, t, y, x] is the weight position t
         (flattened y'*w'+x') has in the output at (y, x) of the shrunk map.
@@ -88,13 +88,15 @@ class PSANet(nn.Module):
         if not hasattr(head, "attention_maps"):
             raise ValueError(f"the decode head ({type(head).__name__}) has no attention")
         if images is not None:
-            previous = head.record_attention
+            previous, was_training = head.record_attention, self.training
             head.record_attention = True
+            self.eval()
             try:
                 with torch.no_grad():
                     self(images)
             finally:
                 head.record_attention = previous
+                self.train(was_training)
         return head.attention_maps()
 
     def _check_images(self, images):

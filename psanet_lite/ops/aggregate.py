@@ -68,7 +68,7 @@ import numbers
 import torch
 
 from psanet_lite.ops import aggregate_torch, cupy_runtime
-from psanet_lite.ops.psa_mask import MODES, psa_mask, resolve_mask_size
+from psanet_lite.ops.psa_mask import MODES, _cupy_usable, psa_mask, resolve_mask_size
 
 SOFTMAX_MODES = ("reference", "window", None)
 BACKENDS = ("torch", "cupy", "dense")
@@ -124,9 +124,8 @@ def _check_inputs(features, attention, mode, mask_size, softmax, normalization_f
 
 def _select_backend(device, backend):
     if backend is None:
-        if device.type == "cuda" and cupy_runtime.cupy_status(device)[0]:
-            return "cupy"
-        return "torch"
+        # psa_mask's check: CuPy probed once per device, one warning when it cannot run.
+        return "cupy" if _cupy_usable(device) else "torch"
     if backend not in BACKENDS:
         raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
     if backend == "cupy":

@@ -48,14 +48,17 @@ def column_block_indices(height, width, mh, mw, mode, q0, q1, device):
     Returns (block_index, attention_index, covers_all): int64 [P] flat indices into the
     [HW, Q] column block (row * Q + column - q0) and into one sample of the
     over-completed map [mh*mw*HW] (cell * HW + position); covers_all is True when every
-    entry of the block is written (then block_index is 0..HW*Q-1).
+    entry of the block is written (then block_index is None: it would be 0..HW*Q-1).
 
     Row r of column q holds cell k = (i, j) with r = q + sign*off(k), off(k) = (i - hh,
     j - hw): sign = +1 for collect (value A[k, q]), -1 for distribute (value A[k, r]).
 
-    >>> b, a, full = column_block_indices(2, 2, 3, 3, "collect", 0, 4, torch.device("cpu"))
-    >>> full, b.numel()  # a 3x3 mask on a 2x2 map writes all 4x4 entries
+    >>> _, a, full = column_block_indices(2, 2, 3, 3, "collect", 0, 4, torch.device("cpu"))
+    >>> full, a.numel()  # a 3x3 mask on a 2x2 map writes all 4x4 entries
     (True, 16)
+    >>> b, a, full = column_block_indices(2, 2, 2, 2, "collect", 0, 4, torch.device("cpu"))
+    >>> full, b.tolist()  # a 2x2 mask (offsets 0..1) misses the rows above/left of a column
+    (False, [0, 4, 5, 8, 10, 12, 13, 14, 15])
     """
     hw, half_h, half_w = height * width, (mh - 1) // 2, (mw - 1) // 2
     sign = 1 if mode == "collect" else -1
@@ -82,7 +85,7 @@ def column_block_indices(height, width, mh, mw, mode, q0, q1, device):
         attention_index = lead(qh, qw)[None, :] - lag(rh, rw, r)[:, None]   # [HW, Q]
     attention_index = attention_index.reshape(-1)
     if bool(inside.all()):
-        return torch.arange(attention_index.numel(), device=device), attention_index, True
+        return None, attention_index, True
     block_index = inside.reshape(-1).nonzero().squeeze(1)              # [P]
     return block_index, attention_index[block_index], False
 

@@ -68,12 +68,14 @@ def png_data_uri(image):
 
 
 def quantize_rows(rows):
-    """Scale every row to 0..255 by its own min and max: [P, n] -> (uint8 [P, n], float32 [P, 2]).
+    """Scale every row to 0..255 by its own range: [P, n] -> (uint8 [P, n], float32 [P, 2]).
 
-    The browser reads value = low + q / 255 * (high - low); a constant row is all zeros.
-    Per-row scaling keeps a peaked mask and a flat one equally readable.
+    The range runs from min(0, row minimum) to the row maximum, so weights (>= 0) keep
+    zero at code 0 and a flat mask looks flat; the browser reads
+    value = low + q / 255 * (high - low). Per-row scaling keeps a peaked mask and a
+    spread-out one equally readable.
     """
-    low = rows.min(axis=1, keepdims=True)
+    low = np.minimum(rows.min(axis=1, keepdims=True), 0.0)
     high = rows.max(axis=1, keepdims=True)
     span = np.where(high > low, high - low, 1.0)
     codes = np.round((rows - low) / span * 255).astype(np.uint8)
@@ -106,11 +108,15 @@ CSS = """
 .psanet-fig .psanet-fig-title { font-weight: 600; margin-bottom: 0.4em; }
 .psanet-fig .psanet-fig-controls { margin-bottom: 0.4em; }
 .psanet-fig .psanet-fig-panels { display: flex; flex-wrap: wrap; gap: 12px; }
-.psanet-fig figure.psanet-fig-panel { margin: 0; }
+.psanet-fig .psanet-fig-panel { flex: 0 0 auto; margin: 0; }
 .psanet-fig .psanet-fig-stage { position: relative; overflow: hidden; cursor: crosshair;
-  background: #777; user-select: none; -webkit-user-select: none; }
+  background: #000; user-select: none; -webkit-user-select: none; }
 .psanet-fig .psanet-fig-stage img, .psanet-fig .psanet-fig-stage canvas {
   position: absolute; left: 0; top: 0; width: 100%; height: 100%; max-width: none; margin: 0; }
+.psanet-fig .psanet-fig-stage img { filter: brightness(0.8); }
+/* "screen" adds the mask's light to the image: black (weight 0) leaves the image as it
+   is, so the mask canvas can stay opaque and keep exactly the colours it was given. */
+.psanet-fig .psanet-fig-stage canvas { mix-blend-mode: screen; }
 .psanet-fig .psanet-fig-stage.nearest img, .psanet-fig .psanet-fig-stage.nearest canvas {
   image-rendering: pixelated; }
 .psanet-fig .psanet-fig-marker { position: absolute; box-sizing: border-box; border: 2px solid #0f0;
@@ -119,7 +125,7 @@ CSS = """
   box-shadow: 0 0 0 1px #000; pointer-events: none; }
 .psanet-fig .psanet-fig-dot { position: absolute; width: 3px; height: 3px; margin: -1px 0 0 -1px;
   background: rgba(255, 255, 255, 0.7); pointer-events: none; }
-.psanet-fig figcaption { margin-top: 0.3em; max-width: 100%; }
+.psanet-fig .psanet-fig-caption { margin-top: 0.3em; opacity: 0.8; }
 .psanet-fig .psanet-fig-readout { margin-top: 0.4em; font-variant-numeric: tabular-nums; min-height: 2.8em; }
 """
 

@@ -9,8 +9,11 @@ Y[t, h, w] links position t = row * W' + col with the clicked position (h, w).
 - distribute: Y[h * W' + w] is the clicked pixel's mask, how much of its feature goes
   to every t.
 
-Each mask is drawn at H' x W' and stretched over the image, so a feature map at 1/8
-of the image resolution lines up with the pixels it came from.
+This is the layout PSANet.attention_maps(images) returns ({'collect': [N, H'*W', H', W'],
+'distribute': ...}), so AttentionFigure(images, maps["collect"], maps["distribute"])
+shows a trained model's attention. Each mask is drawn at H' x W' and stretched over the
+image, so a feature map at 1/8 of the image resolution lines up with the pixels it came
+from.
 """
 
 import base64
@@ -44,16 +47,16 @@ if (SPEC.images.length > 1) {
 element("span", "", controls).textContent =
   (picker ? "  " : "") + "Click a pixel (or use the arrow keys) to see its attention masks.";
 const views = branches.map((branch) => {
-  const panel = element("figure", "psanet-fig-panel", panels);
+  const panel = element("div", "psanet-fig-panel", panels);
+  panel.style.width = SPEC.display_width + "px";
   const stage = element("div", "psanet-fig-stage" + (SPEC.nearest ? " nearest" : ""), panel);
-  stage.style.width = SPEC.display_width + "px";
   const img = element("img", "", stage);
   img.alt = "input image";
   const canvas = element("canvas", "psanet-fig-mask", stage);
   canvas.dataset.branch = branch;
   canvas.style.opacity = String(SPEC.opacity);
   const marker = element("div", "psanet-fig-marker", stage);
-  element("figcaption", "", panel).textContent = SPEC.captions[branch];
+  element("div", "psanet-fig-caption", panel).textContent = SPEC.captions[branch];
   return { branch, stage, img, canvas, marker, image: null };
 });
 
@@ -88,8 +91,7 @@ function redraw() {
     let best = 0;
     for (let t = 1; t < n; t++) if (masks[offset + t] > masks[offset + best]) best = t;
     const r = 2 * (entry.range_offset + b * n + s);
-    parts.push(view.branch + ": weights " + ranges[r].toPrecision(3) + " \u2026 " +
-               ranges[r + 1].toPrecision(3) + ", largest at (" +
+    parts.push(view.branch + ": largest weight " + ranges[r + 1].toPrecision(3) + " at (" +
                Math.floor(best / entry.map_width) + ", " + (best % entry.map_width) + ")");
   });
   readout.textContent = parts.join(" \u00b7 ");
@@ -164,13 +166,14 @@ class AttentionFigure:
         names: labels for the picker (default "image 1", "image 2", ...).
         title: optional heading above the figure.
         cmap: matplotlib colormap for the masks.
-        opacity: opacity of the masks over the image (0..1).
+        opacity: strength of the masks over the image (0..1); they are added to the
+            image's light ("screen" blending), so weight 0 leaves the image as it is.
         display_width: width of each panel in CSS pixels.
         interpolation: 'bilinear' (smooth upsampling) or 'nearest' (see the cells).
         max_bytes: refuse to build a figure heavier than this (default 2 MB).
 
-    Each mask is stored with 8 bits, scaled by its own minimum and maximum (the
-    readout shows those two weights).
+    Each mask is stored with 8 bits, scaled from zero to its own largest weight (the
+    readout shows that weight), so every mask uses the whole colormap.
 
     Example:
         >>> import torch
@@ -183,7 +186,7 @@ class AttentionFigure:
     """
 
     def __init__(self, images, collect, distribute=None, *, names=None, title=None, cmap="inferno",
-                 opacity=0.7, display_width=300, interpolation="bilinear",
+                 opacity=0.9, display_width=300, interpolation="bilinear",
                  max_bytes=_embed.DEFAULT_MAX_BYTES):
         if hasattr(images, "ndim") and images.ndim == 4:
             images = list(images)

@@ -32,9 +32,9 @@ if (SPEC.networks.length > 1) {
 }
 element("span", "", controls).textContent =
   (picker ? "  " : "") + "Click near a dot (an output position) to see what it depends on.";
-const panel = element("figure", "psanet-fig-panel", panels);
+const panel = element("div", "psanet-fig-panel", panels);
+panel.style.width = SPEC.display_width + "px";
 const stage = element("div", "psanet-fig-stage" + (SPEC.nearest ? " nearest" : ""), panel);
-stage.style.width = SPEC.display_width + "px";
 stage.style.height = Math.round(SPEC.display_width * SPEC.height / SPEC.width) + "px";
 if (SPEC.image) {
   const img = element("img", "", stage);
@@ -45,7 +45,7 @@ const canvas = element("canvas", "psanet-fig-mask", stage);
 canvas.dataset.branch = "gradient";
 canvas.width = SPEC.width;
 canvas.height = SPEC.height;
-canvas.style.opacity = String(SPEC.image ? SPEC.opacity : 1);
+canvas.style.opacity = String(SPEC.opacity);
 const pixels = canvas.getContext("2d").createImageData(SPEC.width, SPEC.height);
 const box = element("div", "psanet-fig-box", stage);
 const dots = element("div", "", stage);
@@ -53,7 +53,7 @@ const marker = element("div", "psanet-fig-marker", stage);
 marker.style.width = marker.style.height = "10px";
 marker.style.margin = "-5px 0 0 -5px";
 marker.style.borderRadius = "50%";
-element("figcaption", "", panel).textContent =
+element("div", "psanet-fig-caption", panel).textContent =
   "colour: |gradient| of the marked output unit with respect to each input pixel " +
   "(effective receptive field); dashed box: theoretical receptive field";
 
@@ -150,7 +150,7 @@ class ReceptiveFieldFigure:
         names: network names for the picker.
         title: optional heading.
         cmap: matplotlib colormap for the gradient maps.
-        opacity: opacity of the maps over the image.
+        opacity: strength of the maps over the image (0..1), added to its light.
         display_width: width of the panel in CSS pixels.
         mass: the readout's effective size is the number of pixels holding this share
             of the gradient (effective_area).
@@ -171,7 +171,7 @@ class ReceptiveFieldFigure:
     """
 
     def __init__(self, gradients, centers, boxes, image=None, *, names=None, title=None,
-                 cmap="viridis", opacity=0.75, display_width=360, mass=0.95,
+                 cmap="inferno", opacity=0.9, display_width=360, mass=0.95,
                  interpolation="nearest", max_bytes=_embed.DEFAULT_MAX_BYTES):
         gradients = _as_list(gradients, "gradients")
         centers = _as_list(centers, "centers")

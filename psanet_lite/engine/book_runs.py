@@ -1,0 +1,189 @@
+"""The book's training runs: the small model trained once on the context dataset, then cached.
+
+Chapters 6, 7 and 8 all need the same trained networks (the full model, and the
+collect-only, distribute-only and no-attention variants of the ablation). Training
+them with the real trainer takes minutes on a CPU, so each run is stored under a key
+that hashes everything that decides its result (config, seed, dataset lengths): the
+first chapter that asks trains it, the others load it, and rebuilding the book with
+unchanged settings trains nothing.
+
+    run = context_run("bi", iterations=600)     # trains, or loads from the cache
+    run.model                                   # PSANet in eval mode, trained weights
+    run.log                                     # records of log.jsonl (loss, lr, val mIoU)
+
+Cache location: <repository>/data/generated/book_runs when psanet_lite is used from a
+checkout (data/generated/ is not tracked), else ~/.cache/psanet-lite/book_runs.
+"""
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psanet_lite
+from psanet_lite.build import build_model
+from psanet_lite.configs import Config, get_config
+from psanet_lite.data import CONTEXT_LENGTHS
+from psanet_lite.engine.run_log import read_log
+from psanet_lite.engine.trainer import TrainOptions, train
+
+# The ablation of the paper, in miniature: both directions, one of them, or no attention
+# at all (an FCN head of about the same parameter count in place of the PSA head).
+VARIANTS = {
+    "bi": {"psa_type": "bi"},
+    "collect": {"psa_type": "collect"},
+    "distribute": {"psa_type": "distribute"},
+    "fcn": {"decode_head": "fcn"},
+}
+BOOK_ITERATIONS = 600  # what chapters 6-8 train for (batch 8: 4800 images, a few minutes on 2 cores)
+EVALUATIONS = 6  # validation points per run, for the mIoU curve
+RUN_FILE = "run.json"  # written last: its presence marks a complete run
+# Bump when the way runs are made changes without the config changing, to retire old entries.
+RECIPE = 1
+
+
+@dataclass
+class ContextRun:
+    """One trained model of the book and where it came from.
+
+    model: PSANet in eval mode with the trained weights (on the CPU).
+    config: the Config it was trained with.
+    log: the records of its log.jsonl (training records have 'loss' and 'lr',
+        validation records 'mIoU', 'IoU', 'aAcc', ...), in order.
+    directory: the cache entry (final.pt, log.jsonl, run.json, tensorboard/).
+    trained: True when this call trained it, False when it came from the cache.
+    seconds: wall-clock training time of the run that produced it.
+    """
+
+    model: object
+    config: Config
+    log: list
+    directory: Path
+    trained: bool
+    seconds: float
+
+    @property
+    def final_metrics(self) -> dict:
+        """The last validation record of the log (mIoU, IoU, aAcc ... as fractions)."""
+        records = [r for r in self.log if "mIoU" in r]
+        if not records:
+            raise ValueError(f"the run in {self.directory} has no validation record")
+        return records[-1]
+
+
+def book_config(variant: str = "bi", iterations: int = BOOK_ITERATIONS) -> Config:
+    """The config of the book's run `variant` ('bi', 'collect', 'distribute' or 'fcn').
+
+    The 'psanet_lite_context' preset with the variant's head, `iterations` optimizer
+    steps, one training checkpoint at the end and EVALUATIONS validation passes.
+    Random rescaling is off: at a ratio above 1 the 128 px crop can cut the cue out
+    of the image, and then nothing in the crop decides the objects' class.
+
+    Example:
+        >>> book_config("collect", 100).model.psa_type
+        'collect'
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
+        raise ValueError(f"iterations must be a positive int, got {iterations!r}")
+    return get_config("psanet_lite_context").replace(
+        name=f"psanet_lite_context_{variant}",
+        iterations=iterations,
+        checkpoint_interval=iterations,
+        eval_interval=max(iterations // EVALUATIONS, 1),
+        ratio_range=(1.0, 1.0),
+        **VARIANTS[variant],
+    )
+
+
+def default_cache_dir() -> Path:
+    """<repository>/data/generated/book_runs in a checkout, else ~/.cache/psanet-lite/book_runs."""
+    root = Path(psanet_lite.__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file():
+        return root / "data" / "generated" / "book_runs"
+    return Path.home() / ".cache" / "psanet-lite" / "book_runs"
+
+
+def run_key(config: Config, seed: int) -> str:
+    """The cache key of a run: a hash of everything that decides its weights and log.
+
+    Example:
+        >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 0)
+        True
+        >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 1)
+        False
+    """
+    recipe = {"config": config.to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS), "recipe": RECIPE}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
+    return f"{config.name}-{digest[:16]}"
+
+
+def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: int = 0, cache_dir=None,
+                verbose: bool = True) -> ContextRun:
+    """The book's model `variant` trained for `iterations` steps with `seed`: from the
+    cache when it holds that run, else trained now (with psanet_lite.engine.train) and stored.
+
+    A run is trained in a temporary folder next to its cache entry and renamed into
+    place when complete, so an interrupted build leaves no half-written entry, and two
+    builds racing for the same run both end up with one complete copy. Training is
+    deterministic on the CPU: the same arguments give the same weights.
+
+    Args:
+        variant: 'bi', 'collect', 'distribute' or 'fcn' (no attention), see VARIANTS.
+        iterations: optimizer steps (batch 8).
+        seed: seeds initialisation, data order and augmentation.
+        cache_dir: folder of the cache (default: default_cache_dir()).
+        verbose: print one line saying whether the run was trained or loaded.
+
+    Returns:
+        ContextRun with the model in eval mode on the CPU.
+
+    Example:
+        >>> run = context_run("bi", iterations=600)  # doctest: +SKIP
+        >>> run.final_metrics["mIoU"]  # doctest: +SKIP
+        0.9
+    """
+    config = book_config(variant, iterations)
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    entry = cache / run_key(config, seed)
+    trained = not (entry / RUN_FILE).is_file()
+    if trained:
+        _train_into(entry, config, seed, verbose)
+    info = json.loads((entry / RUN_FILE).read_text())
+    if verbose and not trained:
+        print(f"{config.name}: {iterations} iterations, loaded from the cache "
+              f"(trained in {info['seconds']:.0f} s): {entry}")
+    model = build_model(checkpoint=str(entry / "final.pt")).eval()
+    return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
+
+
+def _train_into(entry: Path, config: Config, seed: int, verbose: bool) -> None:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.name}-", dir=entry.parent))
+    try:
+        # One data-loading process beside the training process: the samples are drawn
+        # (and augmented) while the previous batch trains.
+        options = TrainOptions(device="cpu", seed=seed, workers=1, log_interval=10,
+                               keep_checkpoints=1, progress=False)
+        start = time.perf_counter()
+        train(config, partial, options)
+        seconds = time.perf_counter() - start
+        # The training state (optimizer, generators) only serves to resume; final.pt has the weights.
+        shutil.rmtree(partial / "checkpoints")
+        info = {"config": config.name, "seed": seed, "seconds": seconds,
+                "psanet_lite_version": psanet_lite.__version__}
+        (partial / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n")
+        try:
+            os.rename(partial, entry)  # atomic; fails if another build finished the same run first
+        except OSError:
+            if not (entry / RUN_FILE).is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    if verbose:
+        print(f"{config.name}: trained {config.train.iterations} iterations in {seconds:.0f} s, "
+              f"cached in {entry}")

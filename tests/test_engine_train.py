@@ -1,0 +1,63 @@
+"""The training loop in-process, on the generated context dataset with a tiny budget."""
+import json
+
+import pytest
+import torch
+
+from psanet_lite import data
+from psanet_lite.build import build_model
+from psanet_lite.checkpoint import load_checkpoint
+from psanet_lite.configs import get_config
+from psanet_lite.engine.trainer import TrainOptions, accumulation_steps, train
+from psanet_lite.engine.training_state import latest_checkpoint, load_training_state
+
+
+@pytest.fixture
+def tiny_context(monkeypatch):
+    monkeypatch.setitem(data.CONTEXT_LENGTHS, "val", 4)
+    return get_config("psanet_lite_context", iterations=4, batch_size=2, batch_per_gpu=2,
+                      checkpoint_interval=2, eval_interval=4, ratio_range=(1.0, 1.0))
+
+
+def test_training_writes_checkpoints_logs_and_weights(tmp_path, tiny_context):
+    options = TrainOptions(workers=0, log_interval=1, progress=False, keep_checkpoints=0)
+    summary = train(tiny_context, tmp_path, options)
+
+    assert summary["iterations"] == 4 and 0 <= summary["mIoU"] <= 1
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    train_records = [r for r in records if "loss" in r]
+    assert [r["iteration"] for r in train_records] == [1, 2, 3, 4]
+    # poly schedule by hand: lr(i) = (0.01 - 1e-4) * (1 - i/4) ** 0.9 + 1e-4, logged for the step's i - 1
+    expected = [(0.01 - 1e-4) * (1 - i / 4) ** 0.9 + 1e-4 for i in range(4)]
+    assert [r["lr"] for r in train_records] == pytest.approx(expected)
+    assert all(r["loss"] > 0 and r["images_per_s"] > 0 for r in train_records)
+    assert [r["iteration"] for r in records if "mIoU" in r] == [4]
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["iter_0000002.pt", "iter_0000004.pt"]
+    state = load_training_state(latest_checkpoint(tmp_path))
+    assert state["iteration"] == 4 and state["data_step"] == 4 and state["world_size"] == 1
+    assert set(state["rng"][0]) >= {"python", "numpy", "torch"}
+    assert state["config"]["train"]["iterations"] == 4
+
+    final = load_checkpoint(tmp_path / "final.pt")
+    model = build_model(checkpoint=str(tmp_path / "final.pt"))
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state["model"].items())
+    assert final["metadata"]["miou"] == pytest.approx(100 * summary["mIoU"])
+
+
+def test_a_used_work_dir_needs_resume(tmp_path, tiny_context):
+    options = TrainOptions(workers=0, progress=False, evaluate=False)
+    train(tiny_context.replace(iterations=2), tmp_path, options)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(tiny_context.replace(iterations=2), tmp_path, options)
+    with pytest.raises(ValueError, match=r"train\.iterations: 2 in the checkpoint, 6 now"):
+        train(tiny_context.replace(iterations=6), tmp_path,
+              TrainOptions(workers=0, progress=False, evaluate=False, resume="auto"))
+
+
+def test_accumulation_makes_up_the_global_batch():
+    train_cfg = get_config("psanet_r50-d8_512x1024_40k_cityscapes").train  # 8 images, 2 per GPU
+    assert [accumulation_steps(train_cfg, w) for w in (1, 2, 4)] == [4, 2, 1]
+    with pytest.raises(ValueError, match="not a multiple"):
+        accumulation_steps(train_cfg, 3)
