@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Notebooks and tests run on the CPU threads the machine has; keep BLAS from oversubscribing.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: env book test unit kernels clean-book chromium
+.PHONY: env book test unit clean-book chromium
 
 env: $(STAMP)
 
@@ -48,8 +48,9 @@ chromium:
 		exit 1; \
 	fi
 
+# The tests that need no built site.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not browser"
 
 # Unit tests, then the book (every notebook runs), then the built site in a browser.
 test: $(STAMP)

@@ -151,7 +151,7 @@ def test_every_page_loads_offline_without_errors(browser, site):
                 _wait_ready(page, "#" + script.get_attribute("id").removesuffix("-data"))
             if page.query_selector("span.math, div.math"):
                 # MathJax (served by the site) typesets asynchronously.
-                page.wait_for_selector("mjx-container", timeout=15_000)
+                page.wait_for_selector("mjx-container", state="attached", timeout=15_000)
             page.screenshot(path=str(SCREENSHOTS / (path.replace("/", "__") + ".png")), full_page=True)
             visit.check_clean(path)
         finally:

@@ -221,3 +221,11 @@ def test_kernel_source_found():
     assert path.is_file() and "psamask_forward" in path.read_text()
     with pytest.raises(FileNotFoundError, match="no_such_kernel.cu"):
         cupy_runtime.kernel_path("no_such_kernel.cu")
+
+
+def test_torch_backend_runs_shape_only_on_the_meta_device():
+    # FLOP counting builds models on the meta device; the index map must not read data there.
+    x = torch.randn(2, 9 * 7, 5, 6, device="meta")
+    for mode in ("collect", "distribute"):
+        y = psa_mask(x, mode, (9, 7), backend="torch")
+        assert y.device.type == "meta" and y.shape == (2, 30, 5, 6)

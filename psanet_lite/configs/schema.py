@@ -31,19 +31,20 @@ DECODE_HEADS = ("psa", "fcn")
 class ModelConfig:
     """What to build. Defaults are mmsegmentation's psanet_r50-d8 (Cityscapes).
 
-    backbone: 'resnetv1c' (published models), 'torchvision' (dilated torchvision ResNet,
-        for its ImageNet weights) or 'lite' (the book's small CPU backbone).
-    depth: 50 or 101 (not used by 'lite').
-    backbone_weights: path of ImageNet backbone weights already on disk (torchvision's
-        resnet50-*.pth for 'torchvision', mmsegmentation's resnet50_v1c for 'resnetv1c');
-        nothing is downloaded.
-    decode_head: 'psa' or 'fcn' (the no-attention baseline for ablations).
-    channels: width inside the PSA head.
-    fcn_channels: width of the 'fcn' baseline head; None picks the width whose parameter
-        count matches the PSA head it replaces.
-    psa_type ... fused: see psanet_lite.models.PSAHead.
-    aux_head, aux_channels: the FCN auxiliary head on stage 3 (training only).
-    align_corners: for upsampling the logits to the input size.
+    Attributes:
+        backbone: 'resnetv1c' (published models), 'torchvision' (dilated torchvision ResNet,
+            for its ImageNet weights) or 'lite' (the book's small CPU backbone).
+        depth: 50 or 101 (not used by 'lite').
+        backbone_weights: path of ImageNet backbone weights already on disk (torchvision's
+            ``resnet50-*.pth`` for 'torchvision', mmsegmentation's resnet50_v1c for 'resnetv1c');
+            nothing is downloaded.
+        decode_head: 'psa' or 'fcn' (the no-attention baseline for ablations).
+        channels: width inside the PSA head.
+        fcn_channels: width of the 'fcn' baseline head; None picks the width whose parameter
+            count matches the PSA head it replaces.
+        psa_type ... fused: see psanet_lite.models.PSAHead.
+        aux_head, aux_channels: the FCN auxiliary head on stage 3 (training only).
+        align_corners: for upsampling the logits to the input size.
     """
 
     backbone: str = "resnetv1c"
@@ -79,14 +80,15 @@ class ModelConfig:
 class DataConfig:
     """What to train and test on, and the training augmentation (mmsegmentation's pipeline).
 
-    num_classes: classes predicted (19 Cityscapes, 150 ADE20K, 21 VOC); the data
-        module sets it for the procedural 'context' dataset.
-    crop_size: (h, w) of the training crops.
-    scale: (long side, short side) the images are resized to before the random ratio
-        in ratio_range (training) and for testing, keeping the aspect ratio.
-    cat_max_ratio: a crop is re-drawn (up to 10 times) if one class covers more of it.
-    reduce_zero_label: label 0 means "other" and is ignored; other labels shift down by 1 (ADE20K).
-    mean, std: RGB normalisation on the 0-255 pixel scale.
+    Attributes:
+        num_classes: classes predicted (19 Cityscapes, 150 ADE20K, 21 VOC); the data
+            module sets it for the procedural 'context' dataset.
+        crop_size: (h, w) of the training crops.
+        scale: (long side, short side) the images are resized to before the random ratio
+            in ratio_range (training) and for testing, keeping the aspect ratio.
+        cat_max_ratio: a crop is re-drawn (up to 10 times) if one class covers more of it.
+        reduce_zero_label: label 0 means "other" and is ignored; other labels shift down by 1 (ADE20K).
+        mean, std: RGB normalisation on the 0-255 pixel scale.
     """
 
     dataset: str = "cityscapes"
@@ -148,9 +150,10 @@ class TrainConfig:
 class TestConfig:
     """How to test.
 
-    mode: 'whole' (the whole resized image at once) or 'slide' (crop_size windows
-        every stride pixels, logits averaged where they overlap).
-    ms_ratios, flip: the multi-scale + flip evaluation behind "mIoU(ms+flip)".
+    Attributes:
+        mode: 'whole' (the whole resized image at once) or 'slide' (crop_size windows
+            every stride pixels, logits averaged where they overlap).
+        ms_ratios, flip: the multi-scale + flip evaluation behind "mIoU(ms+flip)".
     """
 
     mode: str = "whole"
@@ -224,7 +227,7 @@ class Config:
         """A deep copy with fields changed; the original is untouched.
 
         Each keyword is a section name with a dict of its fields (model={...}),
-        'section.field' (via **{'data.crop_size': (64, 64)}), a field name that exists
+        'section.field' (via ``**{'data.crop_size': (64, 64)}``), a field name that exists
         in exactly one section (num_classes, mask_size, iterations ...), or name/notes.
 
         >>> get_config("psanet_lite_context").replace(psa_type="collect").model.psa_type

@@ -24,6 +24,8 @@ import torch
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from psanet_lite.data.labelled_files import IGNORE_INDEX
+
 CUE_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
 CLASSES = ("background", "object, red cue", "object, green cue", "object, blue cue")
 PALETTE = np.array([(0, 0, 0), (200, 60, 60), (60, 180, 80), (70, 110, 220)], dtype=np.uint8)
@@ -137,7 +139,7 @@ class ContextDataset(Dataset):
 
     classes = CLASSES
     palette = PALETTE
-    ignore_index = 255
+    ignore_index = IGNORE_INDEX
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0,
                  transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 3):

@@ -15,10 +15,10 @@ IGNORE_INDEX = 255
 class LabelledFiles(Dataset):
     """Image/label file pairs with a raw-value -> class-index table.
 
-    Subclasses set ``classes``, ``palette`` ([num_classes, 3] uint8), ``label_table`` (a length-256 int
-    array: class index, ``IGNORE_INDEX``, or -1 for a value the format never
-    stores) and ``label_format`` (words for the error message), and list their
-    files in ``samples``.
+    Subclasses set ``classes``, ``palette`` ([num_classes, 3] uint8),
+    ``label_table`` (a length-256 int array: class index, ``IGNORE_INDEX``, or
+    -1 for a value the format never stores) and ``label_format`` (words for
+    the error message), and pass their file pairs to ``__init__``.
 
     Each item is ``transforms((image, mask))`` with image a tv_tensors.Image
     uint8 [3, H, W] and mask a tv_tensors.Mask int64 [H, W] of class indices

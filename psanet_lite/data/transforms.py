@@ -37,11 +37,13 @@ def _maybe_uniform(low: float, high: float):
 
 
 def _size(flat_inputs) -> tuple[int, int]:
-    for inpt in flat_inputs:
-        if isinstance(inpt, (tv_tensors.Image, tv_tensors.Mask)):
-            height, width = F.get_size(inpt)
-            return height, width
-    raise TypeError("expected a tv_tensors.Image or tv_tensors.Mask in the sample")
+    """(H, W) of the sample: of its Image or Mask, else of a plain image tensor."""
+    tensors = [t for t in flat_inputs if isinstance(t, (tv_tensors.Image, tv_tensors.Mask))]
+    tensors = tensors or [t for t in flat_inputs if isinstance(t, torch.Tensor)]
+    if not tensors:
+        raise TypeError("expected an image tensor (tv_tensors.Image or [..., H, W] tensor) in the sample")
+    height, width = F.get_size(tensors[0])
+    return height, width
 
 
 def rescale_size(height: int, width: int, scale: tuple[int, int]) -> tuple[int, int]:
@@ -279,7 +281,8 @@ def train_transforms(crop_size, scale=None, ratio_range=(0.5, 2.0), cat_max_rati
 
 
 def eval_transforms(scale=None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
-    """The configs' test pipeline for an image: aspect-keeping ``Rescale`` to
+    """The configs' test pipeline for an image (uint8 [3, H, W] tensor or PIL
+    image): aspect-keeping ``Rescale`` to
     ``scale`` (None: keep the size), then normalization. Labels are not
     resized at test time: predictions are resized back to the label instead.
 
@@ -288,7 +291,8 @@ def eval_transforms(scale=None, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Comp
         >>> eval_transforms((2048, 512))(image).shape
         torch.Size([3, 512, 1024])
     """
-    steps = [Rescale(scale)] if scale is not None else []
+    steps = [v2.ToImage()]  # a plain uint8 tensor (or PIL image) is taken as the image
+    steps += [Rescale(scale)] if scale is not None else []
     return v2.Compose(steps + [normalize(mean, std)])
 
 

@@ -3,7 +3,7 @@ cross-entropy on the auxiliary (stage-3 FCN) logits."""
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from psanet_lite.data.labelled_files import IGNORE_INDEX
 
 
 def pixel_cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:

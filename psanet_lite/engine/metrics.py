@@ -14,7 +14,7 @@ np.nanmean, the means skip them.
 """
 import torch
 
-IGNORE_INDEX = 255
+from psanet_lite.data.labelled_files import IGNORE_INDEX
 
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,

@@ -53,18 +53,19 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 class TrainOptions:
     """How to run (not what to learn: that is the Config).
 
-    data_root: folder of a real dataset (None for 'context').
-    resume: None, 'auto' (latest checkpoint in work_dir) or a checkpoint path.
-    device: 'cpu', 'cuda' or None (CUDA when available).
-    amp: 'none', 'bf16' or 'fp16' (fp16 with a gradient scaler).
-    seed: seeds model init, augmentation and data order.
-    workers: data-loading processes per training process.
-    deterministic: torch.use_deterministic_algorithms(True) (needed for
-        bitwise-equal reruns on GPU; CPU runs are repeatable without it).
-    log_interval: iterations between log records and progress-bar updates.
-    keep_checkpoints: training checkpoints kept in work_dir/checkpoints (0: all).
-    evaluate: evaluate on the val split every config.train.eval_interval iterations.
-    progress: show the tqdm progress bar.
+    Attributes:
+        data_root: folder of a real dataset (None for 'context').
+        resume: None, 'auto' (latest checkpoint in work_dir) or a checkpoint path.
+        device: 'cpu', 'cuda' or None (CUDA when available).
+        amp: 'none', 'bf16' or 'fp16' (fp16 with a gradient scaler).
+        seed: seeds model init, augmentation and data order.
+        workers: data-loading processes per training process.
+        deterministic: torch.use_deterministic_algorithms(True) (needed for
+            bitwise-equal reruns on GPU; CPU runs are repeatable without it).
+        log_interval: iterations between log records and progress-bar updates.
+        keep_checkpoints: training checkpoints kept in work_dir/checkpoints (0: all).
+        evaluate: evaluate on the val split every config.train.eval_interval iterations.
+        progress: show the tqdm progress bar.
     """
 
     data_root: str | None = None

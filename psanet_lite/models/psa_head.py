@@ -65,8 +65,8 @@ class PSAHead(nn.Module):
         mask_size: (mh, mw) or int; window of the over-completed map, in cells of
             the shrunk map. mmsegmentation uses 97 (Cityscapes, VOC) and 66 (ADE20K).
         psa_type: 'collect', 'distribute' or 'bi' (both; mmsegmentation's 'bi-direction').
-        compact: predict h'*w' attention channels indexed by absolute position instead
-            of a window (needs mh*mw == h'*w'); like mmsegmentation, the collect map is
+        compact: predict ``h'*w'`` attention channels indexed by absolute position instead
+            of a window (needs ``mh*mw == h'*w'``); like mmsegmentation, the collect map is
             transposed in 'collect' mode and the distribute map in 'bi' mode.
         shrink_factor: the attention runs on a map shrunk by this factor. When both
             sides are odd the shrunk side is (h-1)//s+1 with align_corners=True,
@@ -198,12 +198,12 @@ class PSAHead(nn.Module):
         """Turn the over-completed map into the attention used by the matrix product.
 
         Args:
-            logits: [N, mh*mw, h', w'] output of a branch's `attention` (h'*w' channels
+            logits: ``[N, mh*mw, h', w']`` output of a branch's `attention` (``h'*w'`` channels
                 when compact).
             direction: 'collect' or 'distribute'.
 
         Returns:
-            [N, h'*w', h', w']: as an [N, HW, HW] matrix, entry (t, s) is the weight of
+            ``[N, h'*w', h', w']``: as an [N, HW, HW] matrix, entry (t, s) is the weight of
             position t in the output at position s; each column sums to 1 when
             psa_softmax is on.
         """
@@ -248,7 +248,7 @@ class PSAHead(nn.Module):
 
     @torch.no_grad()
     def attention_maps(self):
-        """Attention matrices [N, h'*w', h', w'] of the last forward run with record_attention on.
+        """Attention matrices ``[N, h'*w', h', w']`` of the last forward run with record_attention on.
 
         Returns a dict {'collect': ..., 'distribute': ...} with the directions this head has.
         """

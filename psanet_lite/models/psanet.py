@@ -71,13 +71,13 @@ class PSANet(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=self.align_corners)
 
     def attention_maps(self, images=None):
-        """The softmaxed collect/distribute attention, [N, h'*w', h', w'] per direction.
+        """The softmaxed collect/distribute attention, ``[N, h'*w', h', w']`` per direction.
 
         With `images`, runs one forward pass in eval mode without gradients (the mode
         is restored afterwards, BatchNorm statistics are untouched) and returns its attention. Without, returns the attention of the last forward
         pass, which must have run with `model.decode_head.record_attention = True`
         (no second forward pass is made). Entry [n, t, y, x] is the weight position t
-        (flattened y'*w'+x') has in the output at (y, x) of the shrunk map.
+        (flattened ``y'*w'+x'``) has in the output at (y, x) of the shrunk map.
 
         Example:
             >>> maps = model.attention_maps(torch.randn(1, 3, 64, 64))

@@ -48,9 +48,12 @@ def psa_mask_indices(height, width, mh, mw, mode, device):
     """
     hw = height * width
     half_h, half_w = (mh - 1) // 2, (mw - 1) // 2
+    # Built on the CPU and moved, so that the map also serves tensors on the meta device
+    # (shape-only FLOP counting) and torch.compile sees no data-dependent branch.
+    cpu = torch.device("cpu")
     # Enumerate outputs (p, q) of the collect matrix Y[p, q] = A[(ph-qh+hh)*mw + (pw-qw+hw), q]
     # and keep those whose mask cell lies inside the mask.
-    p = torch.arange(hw, device=device)
+    p = torch.arange(hw, device=cpu)
     ph, pw = (p // width)[:, None], (p % width)[:, None]  # [HW, 1]
     qh, qw = (p // width)[None, :], (p % width)[None, :]  # [1, HW]
     i = ph - qh + half_h  # [HW, HW] mask row for (p, q)
@@ -61,16 +64,16 @@ def psa_mask_indices(height, width, mh, mw, mode, device):
         # distribute is collect transposed: Y_d[q, p] = Y_c[p, q].
         source, inside = source.t(), inside.t()
     source, inside = source.reshape(-1), inside.reshape(-1)  # [HW*HW]
-    target = torch.arange(hw * hw, device=device)
+    target = torch.arange(hw * hw, device=cpu)
     covers_all = bool(inside.all())
     if not covers_all:
         source, target = source[inside], target[inside]  # [K]
     by_source = torch.argsort(source)
     return PSAMaskIndices(
-        forward_source=source.contiguous(),
-        forward_target=None if covers_all else target,
-        backward_source=source[by_source],
-        backward_target=target[by_source],
+        forward_source=source.contiguous().to(device),
+        forward_target=None if covers_all else target.to(device),
+        backward_source=source[by_source].to(device),
+        backward_target=target[by_source].to(device),
     )
 
 

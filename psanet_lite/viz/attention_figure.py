@@ -159,9 +159,9 @@ class AttentionFigure:
     Args:
         images: one image or a list ([H, W, 3] / [H, W] / [3, H, W]; uint8, or floats in
             0..1), or a batch [N, 3, H, W]. With several images a picker chooses among them.
-        collect: the collect attention per image, [H'*W', H', W'] each (a list, or a
-            batch [N, H'*W', H', W']); Y[:, h, w] is the mask of pixel (h, w).
-        distribute: the same for the distribute branch (Y[h*W'+w] is the mask of
+        collect: the collect attention per image, ``[H'*W', H', W']`` each (a list, or a
+            batch ``[N, H'*W', H', W']``); Y[:, h, w] is the mask of pixel (h, w).
+        distribute: the same for the distribute branch (``Y[h*W'+w]`` is the mask of
             pixel (h, w)), or None to show collect alone.
         names: labels for the picker (default "image 1", "image 2", ...).
         title: optional heading above the figure.
@@ -181,7 +181,7 @@ class AttentionFigure:
         >>> a = torch.randn(1, 7 * 7, 4, 4)
         >>> y = psa_mask(a, "collect").softmax(dim=1)[0]   # (16, 4, 4)
         >>> fig = AttentionFigure(torch.rand(3, 32, 32), collect=y)
-        >>> "<canvas" in fig._repr_html_() or "psanet-fig" in fig._repr_html_()
+        >>> "psanet-fig-attention" in fig._repr_html_()
         True
     """
 
@@ -289,7 +289,7 @@ def read_attention_data(figure):
     Returns:
         a list with one dict per image: {"name", "map_height", "map_width", and per
         branch name a dict {"codes": uint8 [n, n], "values": float64 [n, n]}} where
-        n = H'*W' and row s belongs to the pixel s = h * W' + w.
+        ``n = H'*W'`` and row s belongs to the pixel ``s = h*W' + w``.
     """
     if isinstance(figure, AttentionFigure):
         spec = figure.spec

@@ -121,7 +121,7 @@ def gradient_receptive_field(model, inputs, positions):
         positions: (row, col) output positions, P of them.
 
     Returns:
-        [P, H, W] float tensor: mean over samples of |d sum_c y[n, c, row, col] / d x[n]|
+        [P, H, W] float tensor: mean over samples of ``|d sum_c y[n, c, row, col] / d x[n]|``
         summed over input channels.
 
     Example:

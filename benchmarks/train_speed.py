@@ -1,0 +1,142 @@
+"""Training throughput (images/s) and peak memory of one training step.
+
+Each measurement runs in a fresh subprocess (so peak memory is its own): the
+preset's model in train mode, a batch of random images and labels at the
+preset's crop size, forward + loss (main + 0.4 aux) + backward + SGD step,
+timed over --iterations steps after --warmup steps. Data loading is not
+included: this is the model's training speed.
+
+    python benchmarks/train_speed.py                 # CPU: the small context model, fp32
+    python benchmarks/train_speed.py --device cuda   # GPU: R50-D8 at 512x1024, fp32 and bf16
+
+Peak memory: torch.cuda.max_memory_allocated on CUDA; the process's peak
+resident set size (ru_maxrss, including the Python interpreter and torch
+itself) on CPU. Results go to benchmarks/results/train_speed_{cpu,cuda}.json and .md.
+"""
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULTS = {
+    "cpu": [("psanet_lite_context", "none")],
+    "cuda": [("psanet_r50-d8_512x1024_40k_cityscapes", "none"), ("psanet_r50-d8_512x1024_40k_cityscapes", "bf16")],
+}
+
+
+def measure(preset: str, amp: str, device: str, batch: int | None, iterations: int, warmup: int, threads: int) -> dict:
+    """One configuration, in this process."""
+    from psanet_lite.build import build_model
+    from psanet_lite.configs import get_config
+    from psanet_lite.engine.loss import segmentation_loss
+    from psanet_lite.engine.optim import build_optimizer
+
+    torch.set_num_threads(threads)
+    config = get_config(preset)
+    batch = batch or config.train.batch_per_gpu
+    height, width = config.data.crop_size
+    torch.manual_seed(0)
+    model = build_model(config).to(device).train()
+    optimizer, _ = build_optimizer(model, config.train)
+    images = torch.randn(batch, 3, height, width, device=device)
+    labels = torch.randint(0, config.data.num_classes, (batch, height, width), device=device)
+    dtype = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+    scaler = torch.amp.GradScaler(device, enabled=amp == "fp16")
+
+    def step():
+        with torch.autocast(device, dtype=dtype, enabled=dtype is not None):
+            output = model(images)
+        loss = segmentation_loss(output, labels, config.train.aux_weight)["loss"]
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(warmup):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        step()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**30
+        hardware = torch.cuda.get_device_name()
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        hardware = f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), {threads} threads"
+    return {
+        "preset": preset, "device": device, "hardware": hardware, "amp": amp, "batch": batch,
+        "crop": [height, width], "iterations": iterations,
+        "images_per_s": round(batch * iterations / seconds, 2),
+        "seconds_per_iteration": round(seconds / iterations, 4),
+        "peak_memory_gib": round(peak, 3),
+        "torch": torch.__version__,
+    }
+
+
+def markdown(rows) -> str:
+    lines = ["| preset | device | precision | batch | crop | images/s | s/iteration | peak memory (GiB) |",
+             "|---|---|---|---:|---|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['preset']} | {r['hardware']} | {'fp32' if r['amp'] == 'none' else r['amp']} "
+                     f"| {r['batch']} | {r['crop'][0]}x{r['crop'][1]} | {r['images_per_s']} "
+                     f"| {r['seconds_per_iteration']} | {r['peak_memory_gib']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--preset", action="append", help="preset to measure (repeatable; default per device)")
+    parser.add_argument("--amp", action="append", choices=("none", "bf16", "fp16"),
+                        help="precisions to measure (repeatable; default per device)")
+    parser.add_argument("--batch", type=int, help="images per step (default: the preset's batch_per_gpu)")
+    parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
+    parser.add_argument("--out", default=str(RESULTS))
+    parser.add_argument("--single", help=argparse.SUPPRESS)  # 'preset,amp': measure in this process
+    args = parser.parse_args()
+
+    if args.single:
+        preset, amp = args.single.split(",")
+        print(json.dumps(measure(preset, amp, args.device, args.batch, args.iterations, args.warmup, args.threads)))
+        return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: torch sees no CUDA device")
+    cases = DEFAULTS[args.device]
+    if args.preset or args.amp:
+        cases = [(p, a) for p in (args.preset or [cases[0][0]]) for a in (args.amp or ["none"])]
+    rows = []
+    for preset, amp in cases:
+        command = [sys.executable, __file__, "--single", f"{preset},{amp}", "--device", args.device,
+                   "--iterations", str(args.iterations), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        if args.batch:
+            command += ["--batch", str(args.batch)]
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
+        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"train_speed_{args.device}.json").write_text(json.dumps(rows, indent=1))
+    (out / f"train_speed_{args.device}.md").write_text(
+        f"# Training speed ({args.device})\n\nCommand: `python benchmarks/train_speed.py --device {args.device}`"
+        f" ({args.iterations} timed iterations after {args.warmup} warm-up).\n\n" + markdown(rows))
+    print(markdown(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""The book's cached training runs: trained once, then loaded; deterministic; never half-written."""
+import json
+
+import pytest
+import torch
+
+import psanet_lite.engine.book_runs as book_runs
+from psanet_lite.data import CONTEXT_LENGTHS
+from psanet_lite.engine.book_runs import book_config, context_run, default_cache_dir, run_key
+
+
+@pytest.fixture(autouse=True)
+def small_validation_set(monkeypatch):
+    monkeypatch.setitem(CONTEXT_LENGTHS, "val", 2)
+
+
+def _weights(run):
+    return run.model.state_dict()
+
+
+def _equal(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_second_call_loads_the_cached_run_without_training(tmp_path, monkeypatch):
+    first = context_run("collect", iterations=2, cache_dir=tmp_path, verbose=False)
+    assert first.trained and first.seconds > 0
+    assert sorted(p.name for p in first.directory.iterdir()) == ["final.pt", "log.jsonl", "run.json", "tensorboard"]
+    assert [p.name for p in tmp_path.iterdir()] == [first.directory.name]  # no partial folder left
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the cached run was trained again")
+
+    monkeypatch.setattr(book_runs, "train", no_training)
+    second = context_run("collect", iterations=2, cache_dir=tmp_path, verbose=False)
+    assert not second.trained and second.directory == first.directory
+    assert second.seconds == first.seconds
+    assert _equal(_weights(first), _weights(second))
+    assert second.log == first.log
+    assert not second.model.training and second.config.model.psa_type == "collect"
+    assert [r["iteration"] for r in second.log if "mIoU" in r] == [1, 2]
+    assert second.final_metrics["iteration"] == 2
+
+
+def test_runs_are_deterministic_and_keyed_by_seed(tmp_path):
+    a = context_run("fcn", iterations=1, seed=3, cache_dir=tmp_path / "a", verbose=False)
+    b = context_run("fcn", iterations=1, seed=3, cache_dir=tmp_path / "b", verbose=False)
+    other = context_run("fcn", iterations=1, seed=4, cache_dir=tmp_path / "a", verbose=False)
+    assert b.trained and _equal(_weights(a), _weights(b))
+    assert other.trained and other.directory != a.directory
+    assert not _equal(_weights(a), _weights(other))
+
+
+def test_an_interrupted_run_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
+    def interrupted(config, work_dir, options):
+        (work_dir / "log.jsonl").write_text("{}\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(book_runs, "train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        context_run("bi", iterations=2, cache_dir=tmp_path, verbose=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_key_changes_with_everything_that_decides_the_run(monkeypatch):
+    base = run_key(book_config("bi", 10), 0)
+    assert run_key(book_config("bi", 10), 0) == base
+    assert run_key(book_config("bi", 11), 0) != base
+    assert run_key(book_config("distribute", 10), 0) != base
+    assert run_key(book_config("bi", 10).replace(lr=0.02), 0) != base
+    monkeypatch.setitem(CONTEXT_LENGTHS, "val", 3)
+    assert run_key(book_config("bi", 10), 0) != base
+
+
+def test_book_config_names_the_ablation_variants():
+    assert book_config("bi").model.psa_type == "bi"
+    assert book_config("distribute").model.psa_type == "distribute"
+    fcn = book_config("fcn", 12)
+    assert fcn.model.decode_head == "fcn" and fcn.train.iterations == 12
+    assert fcn.data.ratio_range == (1.0, 1.0)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        book_config("both")
+    with pytest.raises(ValueError, match="positive int"):
+        book_config("bi", 0)
+
+
+def test_default_cache_is_under_data_generated_in_a_checkout():
+    path = default_cache_dir()
+    assert path.parts[-3:] == ("data", "generated", "book_runs")
+    assert (path.parents[2] / "pyproject.toml").is_file()
+
+
+def test_run_file_records_the_seed(tmp_path):
+    run = context_run("fcn", iterations=1, seed=5, cache_dir=tmp_path, verbose=False)
+    info = json.loads((run.directory / "run.json").read_text())
+    assert info["seed"] == 5 and info["config"] == "psanet_lite_context_fcn"
