@@ -31,12 +31,20 @@ def test_items_are_tv_tensors_with_four_classes():
     assert set(mask.unique().tolist()) <= {0, 1, 2, 3}
 
 
-def test_only_colour_is_the_cue_square_in_a_corner(samples):
+def test_only_colour_is_the_cue_band_along_one_side(samples):
+    sides = set()
     for image, _ in samples:
         cue = _cue_pixels(image)
         rows, cols = np.nonzero(cue)
-        assert rows.max() - rows.min() == 15 and cols.max() - cols.min() == 15  # one 16 px square
-        assert rows.min() in (0, 112) and cols.min() in (0, 112)  # in a corner
+        top, bottom, left, right = rows.min(), rows.max(), cols.min(), cols.max()
+        assert cue.sum() == 16 * 128  # one full band, 16 px wide
+        if bottom - top == 15:
+            sides.add("top" if top == 0 else "bottom")
+            assert top in (0, 112) and (left, right) == (0, 127)
+        else:
+            sides.add("left" if left == 0 else "right")
+            assert left in (0, 112) and right - left == 15 and (top, bottom) == (0, 127)
+    assert sides == {"top", "bottom", "left", "right"}
 
 
 def test_object_class_is_the_cue_colour(samples):
@@ -69,5 +77,5 @@ def test_cue_is_far_from_every_object(samples):
 
 
 def test_too_small_an_image_is_refused():
-    with pytest.raises(ValueError, match="need size >= .* = 114"):
-        ContextDataset(size=110)
+    with pytest.raises(ValueError, match="need size >= .* = 121"):
+        ContextDataset(size=119)

@@ -49,6 +49,8 @@ def test_runs_are_deterministic_and_keyed_by_seed(tmp_path):
     assert b.trained and _equal(_weights(a), _weights(b))
     assert other.trained and other.directory != a.directory
     assert not _equal(_weights(a), _weights(other))
+    info = json.loads((other.directory / "run.json").read_text())
+    assert info["seed"] == 4 and info["config"] == "psanet_lite_context_fcn"
 
 
 def test_an_interrupted_run_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
@@ -89,8 +91,3 @@ def test_default_cache_is_under_data_generated_in_a_checkout():
     assert path.parts[-3:] == ("data", "generated", "book_runs")
     assert (path.parents[2] / "pyproject.toml").is_file()
 
-
-def test_run_file_records_the_seed(tmp_path):
-    run = context_run("fcn", iterations=1, seed=5, cache_dir=tmp_path, verbose=False)
-    info = json.loads((run.directory / "run.json").read_text())
-    assert info["seed"] == 5 and info["config"] == "psanet_lite_context_fcn"

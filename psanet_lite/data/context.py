@@ -1,20 +1,20 @@
 """A procedural dataset in which only long-range context decides the label.
 
 Every image shows a few identical grey objects on a textured grey background
-and one coloured cue square in a random corner. The cue's colour is the class of
-every object in the image:
+and a coloured cue band along one side. The cue's colour is the class of every
+object in the image:
 
     cue red -> objects are class 1, green -> class 2, blue -> class 3;
-    background (and the cue square itself) is class 0.
+    background (and the cue band itself) is class 0.
 
 So a patch around an object says "object" but never which one, and the answer
-sits in a corner at least ``min_distance`` pixels away (Chebyshev distance from
-every object pixel to every cue pixel). With the defaults (128 px images, cue
-16 px, distance > 76 px) the cue lies outside the receptive field of the lite
-backbone plus an FCN head, which reaches at most 74 px from the pixel it
-labels: such a network can do no better than guess the class per image, while
-an attention head that reaches across the whole map can read it. See
-data/README.md.
+lies across the image: the objects sit in the band along the opposite side,
+every object pixel more than ``min_distance`` pixels from every cue pixel.
+With the defaults (128 px images, 16 px cue band, distance > 76 px) the cue is
+outside the receptive field of the lite backbone plus an FCN head, which
+reaches at most 74 px from the pixel it labels: such a network can do no
+better than guess the class per image, while an attention head that reaches
+across the whole map can read it. See data/README.md.
 
 Samples are a pure function of (seed, split, index): nothing is stored, any
 item can be regenerated, and two runs with the same seed see the same data.
@@ -30,7 +30,7 @@ CUE_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
 CLASSES = ("background", "object, red cue", "object, green cue", "object, blue cue")
 PALETTE = np.array([(0, 0, 0), (200, 60, 60), (60, 180, 80), (70, 110, 220)], dtype=np.uint8)
 SPLITS = {"train": 0, "val": 1, "test": 2}
-RADIUS = (4, 10)  # object radius range in pixels
+RADIUS = (6, 14)  # object radius range in pixels
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -54,16 +54,16 @@ def _object_mask(rng: np.random.Generator, size: int, cy: float, cx: float, radi
 
 
 def make_context_sample(rng: np.random.Generator, size: int = 128, cue_size: int = 16,
-                        min_distance: int = 76, max_objects: int = 3):
+                        min_distance: int = 76, max_objects: int = 5):
     """Draw one image and its label.
 
     Args:
         rng: numpy Generator (the only source of randomness).
         size: image side in pixels.
-        cue_size: side of the coloured cue square in a corner.
-        min_distance: every object pixel is more than this many pixels away
-            from every cue pixel along x or along y (Chebyshev distance).
-        max_objects: objects per image are drawn from 1..max_objects.
+        cue_size: width of the coloured cue band along one side.
+        min_distance: every object pixel is more than this many pixels from
+            every cue pixel (across the band, hence also in Chebyshev distance).
+        max_objects: objects per image are drawn from 2..max_objects.
 
     Returns:
         image uint8 [size, size, 3], label int64 [size, size] with values in
@@ -74,32 +74,29 @@ def make_context_sample(rng: np.random.Generator, size: int = 128, cue_size: int
         >>> image.shape, sorted(np.unique(label).tolist())[:1]
         ((128, 128, 3), [0])
     """
-    far = cue_size + min_distance  # objects live where x >= far or y >= far (cue at top left)
-    if far + 2 * RADIUS[1] + 2 > size:
+    far = cue_size + min_distance  # first row objects may use (cue band at the top)
+    if far + 2 * RADIUS[1] + 1 > size:
         raise ValueError(
             f"size {size} leaves no room for objects more than {min_distance} px from a "
-            f"{cue_size} px cue: need size >= cue_size + min_distance + {2 * RADIUS[1] + 2} "
-            f"= {far + 2 * RADIUS[1] + 2}"
+            f"{cue_size} px cue band: need size >= cue_size + min_distance + {2 * RADIUS[1] + 1} "
+            f"= {far + 2 * RADIUS[1] + 1}"
         )
     kind = int(rng.integers(len(CUE_COLOURS)))
     grey = _background(rng, size)
     objects = np.zeros((size, size), dtype=bool)
-    for _ in range(int(rng.integers(1, max_objects + 1))):
+    for _ in range(int(rng.integers(2, max_objects + 1))):
         radius = float(rng.uniform(*RADIUS))
-        lo = far + radius + 1  # the whole shape beyond the distance limit
-        if rng.random() < 0.5:  # in the band to the right, or the band below
-            cx, cy = rng.uniform(lo, size - radius - 1), rng.uniform(radius + 1, size - radius - 1)
-        else:
-            cx, cy = rng.uniform(radius + 1, size - radius - 1), rng.uniform(lo, size - radius - 1)
+        cy = rng.uniform(far + radius, size - 1 - radius)  # the whole shape in rows far..size-1
+        cx = rng.uniform(radius, size - 1 - radius)
         shape = _object_mask(rng, size, cy, cx, radius)
         edge = shape & ~_eroded(shape)
         grey[shape] = 205 + rng.normal(0, 6, size=int(shape.sum()))
         grey[edge] = 40
         objects |= shape
     image = np.repeat(np.clip(grey, 0, 255)[:, :, None], 3, axis=2)
-    image[:cue_size, :cue_size] = np.array(CUE_COLOURS[kind]) + rng.normal(0, 6, size=(cue_size, cue_size, 3))
+    image[:cue_size] = np.array(CUE_COLOURS[kind]) + rng.normal(0, 6, size=(cue_size, size, 3))
     label = np.where(objects, kind + 1, 0).astype(np.int64)
-    # Drawn with the cue at the top left; a random rotation puts it in any corner.
+    # Drawn with the cue band at the top; a random rotation puts it on any side.
     turns = int(rng.integers(4))
     image = np.rot90(np.clip(image, 0, 255), turns).astype(np.uint8)
     return image, np.rot90(label, turns).copy()
@@ -121,7 +118,7 @@ class ContextDataset(Dataset):
     Args:
         split: 'train', 'val' or 'test'; each split draws from its own stream.
         length: number of images.
-        size: image side in pixels (>= cue_size + min_distance + 22).
+        size: image side in pixels (>= cue_size + min_distance + 29).
         seed: base seed; sample i of a split is drawn from
             numpy's default_rng((seed, split, i)).
         transforms: paired transform applied to (image, mask), or None.
@@ -142,7 +139,7 @@ class ContextDataset(Dataset):
     ignore_index = IGNORE_INDEX
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0,
-                 transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 3):
+                 transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 5):
         if split not in SPLITS:
             raise ValueError(f"context split must be one of {tuple(SPLITS)}, got {split!r}")
         if length < 1:

@@ -51,7 +51,8 @@ def evaluate(model, dataset, config, device=torch.device("cpu"), ms_flip: bool =
     test = config.test
     samples = _EvalSamples(dataset, build_eval_transforms(config.data),
                            list(range(rank, len(dataset), world_size)))
-    loader = DataLoader(samples, batch_size=None, num_workers=workers)
+    # its own generator: evaluating must not move the global one (a resumed run would diverge)
+    loader = DataLoader(samples, batch_size=None, num_workers=workers, generator=torch.Generator())
     ratios = (test.ms_ratios or MS_RATIOS) if ms_flip else (1.0,)
     model.eval()
     confusion = torch.zeros(dataset.num_classes, dataset.num_classes, dtype=torch.int64, device=device)

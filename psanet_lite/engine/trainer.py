@@ -245,6 +245,7 @@ def _train(config, work_dir, options, place, resume_path):
                     last_checkpoint = save_training_state(
                         work_dir, model, config, optimizer, scheduler, scaler, iteration, data_step,
                         states, keep=options.keep_checkpoints)
+                window_start = time.perf_counter()  # the images/s figure counts training only
 
             if val is not None and (iteration % cfg.eval_interval == 0 or iteration == cfg.iterations):
                 metrics = evaluate(model, val, config, place.device, rank=place.rank,
@@ -255,6 +256,7 @@ def _train(config, work_dir, options, place, resume_path):
                     log.write(iteration, summary, group="val")
                     bar.write(f"iteration {iteration}: val mIoU {100 * metrics['mIoU']:.2f}  "
                               f"aAcc {100 * metrics['aAcc']:.2f}")
+                window_start = time.perf_counter()
     except KeyboardInterrupt:
         where = (f"the last checkpoint is {last_checkpoint}" if last_checkpoint is not None
                  else "no checkpoint was written yet")
