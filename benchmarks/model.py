@@ -44,8 +44,11 @@ from pathlib import Path
 
 import torch
 
-from psanet_lite.build import build_model
-from psanet_lite.models.flops import count_flops
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from psamask import time_call  # noqa: E402  (the benchmarks' one timer)
+
+from psanet_lite.build import build_model  # noqa: E402
+from psanet_lite.models.flops import count_flops  # noqa: E402
 
 CASES = {  # name: (preset, input (H, W), batch on CPU, batch on CUDA)
     "r50-512x1024": ("psanet_r50-d8_512x1024_40k_cityscapes", (512, 1024), 1, 1),
@@ -75,27 +78,8 @@ def matmul_rate(device, dtype, size, reps=10):
     """Measured FLOP/s of a dense [size, size] x [size, size] matmul."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = median_seconds(lambda: a @ b, device, reps=reps, warmup=2)
+    seconds = time_call(lambda: a @ b, device, reps=reps, warmup=2)
     return 2 * size**3 / seconds
-
-
-def median_seconds(fn, device, reps, warmup):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            times.append(start.elapsed_time(end) / 1000)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return statistics.median(times)
 
 
 def flops_per_image(case):
@@ -183,7 +167,7 @@ def measure_cuda(case, variant, reps, flops, peak_rate, device):
     torch.cuda.synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     before = torch.cuda.memory_allocated(device)
-    seconds = median_seconds(forward, device, reps=reps, warmup=2)
+    seconds = time_call(forward, device, reps=reps, warmup=2)
     peak = torch.cuda.max_memory_allocated(device) - before
     rate = flops * batch / seconds
     del runner, model, images
