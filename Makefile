@@ -59,5 +59,5 @@ test: $(STAMP)
 	$(MAKE) chromium
 	$(BIN)/python -m pytest -q -m browser
 
-clean-book:
-	rm -rf book/_build
+clean-book:  # the site, its notebook cache and the book's cached training runs
+	rm -rf book/_build data/generated/book_runs

@@ -10,9 +10,9 @@ budget (iterations, batch, seed) and evaluates each on the validation split:
     bi-direction  PSA head, both branches (the paper's PSANet)
 
 In the context dataset the class of every object is given only by a coloured cue
-more than 76 px away (data/README.md), beyond the 74 px reach of the FCN
-network's receptive field; the paper's ablation (Table 1) compares the same four
-heads on ADE20K.
+band more than 76 px away (data/README.md), beyond the 74 px reach of the FCN
+network's receptive field. The paper's ablation compares the same heads (PSA
+collect, distribute, bi-direction against the network without PSA) on ADE20K.
 
     python benchmarks/ablation_context.py                     # preset budget, all variants
     python benchmarks/ablation_context.py --iterations 600    # a smaller budget
@@ -21,9 +21,11 @@ Writes benchmarks/results/ablation_context.json and .md; training runs go to
 --work-dir (default runs/ablation_context, ignored by git).
 """
 import argparse
+import datetime
 import json
 import os
 import platform
+import shutil
 import time
 from pathlib import Path
 
@@ -49,9 +51,9 @@ def run_variant(key, iterations, work_dir, seed, workers):
     config = get_config("psanet_lite_context", iterations=iterations, eval_interval=0,
                          checkpoint_interval=iterations, **overrides)
     run_dir = Path(work_dir) / key
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: its time is part of the result
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    train(config, run_dir, TrainOptions(seed=seed, workers=workers, evaluate=False, log_interval=50,
-                                        resume="auto" if (run_dir / "final.pt").exists() else None))
+    train(config, run_dir, TrainOptions(seed=seed, workers=workers, evaluate=False, log_interval=50, progress=False))
     train_seconds, cpu_seconds = time.perf_counter() - start_wall, time.process_time() - start_cpu
     model = build_model(checkpoint=str(run_dir / "final.pt")).eval()
     metrics = evaluate(model, build_dataset(config.data, "val"), config)
@@ -72,21 +74,27 @@ def run_variant(key, iterations, work_dir, seed, workers):
 def markdown(report) -> str:
     rows = report["rows"]
     lines = [
-        "# Ablation on the context dataset",
+        f"# Ablation on the context dataset ({report['date']})",
         "",
         f"Preset `psanet_lite_context`, {rows[0]['iterations']} iterations of batch {rows[0]['batch_size']} "
         f"per variant (seed {report['seed']}), validation split ({report['val_images']} images), "
         f"{report['machine']}. Command: `{report['command']}`.",
         "",
-        "| head | parameters | decode head | train time (s) | mIoU | mAcc | aAcc | "
+        "| head | parameters | decode head | train CPU (s) | train wall (s) | mIoU | mAcc | aAcc | "
         + " | ".join(f"IoU {c}" for c in rows[0]["classes"]) + " |",
-        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(rows[0]["classes"]),
+        "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(rows[0]["classes"]),
     ]
     for r in rows:
         ious = " | ".join("-" if v is None else f"{100 * v:.1f}" for v in r["IoU"])
         lines.append(f"| {r['label']} | {r['parameters'] / 1e6:.3f}M | {r['decode_head_parameters'] / 1e6:.3f}M "
-                     f"| {r['train_seconds']:.0f} | {100 * r['mIoU']:.1f} | {100 * r['mAcc']:.1f} "
-                     f"| {100 * r['aAcc']:.1f} | {ious} |")
+                     f"| {r['train_cpu_seconds']:.0f} | {r['train_seconds']:.0f} | {100 * r['mIoU']:.1f} "
+                     f"| {100 * r['mAcc']:.1f} | {100 * r['aAcc']:.1f} | {ious} |")
+    lines += [
+        "",
+        "Train CPU: CPU time of the training process (the data-loading worker runs in a process of its own). "
+        "Train wall: elapsed time, which grows with whatever else the machine runs"
+        + (f" (load average {report['load_average']})." if "load_average" in report else "."),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -106,6 +114,7 @@ def main():
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {list(VARIANTS)}")
 
+    load_before = os.getloadavg()[0]
     rows = []
     for key in keys:
         row = run_variant(key, args.iterations, args.work_dir, args.seed, args.workers)
@@ -114,11 +123,13 @@ def main():
 
     report = {
         "rows": rows,
+        "date": datetime.date.today().isoformat(),
         "seed": args.seed,
         "val_images": len(build_dataset(get_config("psanet_lite_context").data, "val")),
         "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
                    f"{args.threads} torch threads, torch {torch.__version__}",
         "command": f"python benchmarks/ablation_context.py --iterations {args.iterations} --threads {args.threads}",
+        "load_average": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

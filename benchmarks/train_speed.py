@@ -14,6 +14,7 @@ resident set size (ru_maxrss, including the Python interpreter and torch
 itself) on CPU. Results go to benchmarks/results/train_speed_{cpu,cuda}.json and .md.
 """
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -106,35 +107,38 @@ def main():
     parser.add_argument("--batch", type=int, help="images per step (default: the preset's batch_per_gpu)")
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch threads on CPU")
+    parser.add_argument("--threads", default="1,2", help="torch threads on CPU, comma-separated (default 1,2)")
     parser.add_argument("--out", default=str(RESULTS))
     parser.add_argument("--single", help=argparse.SUPPRESS)  # 'preset,amp': measure in this process
     args = parser.parse_args()
 
     if args.single:
         preset, amp = args.single.split(",")
-        print(json.dumps(measure(preset, amp, args.device, args.batch, args.iterations, args.warmup, args.threads)))
+        print(json.dumps(measure(preset, amp, args.device, args.batch, args.iterations, args.warmup,
+                                 int(args.threads))))
         return
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: torch sees no CUDA device")
     cases = DEFAULTS[args.device]
     if args.preset or args.amp:
         cases = [(p, a) for p in (args.preset or [cases[0][0]]) for a in (args.amp or ["none"])]
+    thread_counts = [int(t) for t in args.threads.split(",")] if args.device == "cpu" else [1]
     rows = []
-    for preset, amp in cases:
+    for (preset, amp), threads in [(case, t) for case in cases for t in thread_counts]:
         command = [sys.executable, __file__, "--single", f"{preset},{amp}", "--device", args.device,
-                   "--iterations", str(args.iterations), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+                   "--iterations", str(args.iterations), "--warmup", str(args.warmup), "--threads", str(threads)]
         if args.batch:
             command += ["--batch", str(args.batch)]
         result = subprocess.run(command, capture_output=True, text=True, check=True)
-        rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+        rows.append({**json.loads(result.stdout.strip().splitlines()[-1]), "date": datetime.date.today().isoformat()})
         print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"train_speed_{args.device}.json").write_text(json.dumps(rows, indent=1))
     (out / f"train_speed_{args.device}.md").write_text(
-        f"# Training speed ({args.device})\n\nCommand: `python benchmarks/train_speed.py --device {args.device}`"
-        f" ({args.iterations} timed iterations after {args.warmup} warm-up).\n\n" + markdown(rows))
+        f"# Training speed ({args.device}, {datetime.date.today().isoformat()})\n\nCommand: `python benchmarks/train_speed.py --device {args.device}`"
+        f" ({args.iterations} timed iterations after {args.warmup} warm-up; load average "
+        f"{os.getloadavg()[0]:.1f} at the end).\n\n" + markdown(rows))
     print(markdown(rows))
 
 

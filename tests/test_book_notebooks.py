@@ -130,3 +130,15 @@ def test_config_keeps_the_site_offline():
     assert not launch["thebe"] and not launch["binderhub_url"] and not launch["colab_url"]
     lock = (BOOK / "package-lock.json").read_text()
     assert '"node_modules/mathjax"' in lock and '"version": "3.' in lock
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.parent.name == "chapters"], ids=_id)
+def test_chapter_ends_with_exercises_and_hidden_solutions(path):
+    markdown = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown"]
+    headings = [k for k, source in enumerate(markdown) if re.search(r"^## Exercises\s*$", source, re.M)]
+    assert headings, f"{_id(path)} has no '## Exercises' section"
+    after = "\n".join(markdown[headings[-1]:])
+    exercises = len(re.findall(r"^\d+\. ", after.split("## Exercises")[-1].split("```")[0], re.M))
+    solutions = len(re.findall(r"^```\{admonition\} Solution.*\n:class: dropdown$", after, re.M))
+    assert exercises >= 2 and solutions == exercises, (
+        f"{_id(path)}: {exercises} exercises, {solutions} solutions in dropdown admonitions")

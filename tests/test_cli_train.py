@@ -4,10 +4,11 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from psanet_lite.cli import build_parser
+from psanet_lite.cli import build_parser, main
 from psanet_lite.cli.train import parse_overrides
 
 
@@ -29,16 +30,13 @@ def test_parser_defaults_and_resume_forms():
 
 def test_unknown_preset_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown preset 'no_such_preset'"):
-        build_parser().parse_args(["train", "no_such_preset", "--work-dir", str(tmp_path)]).func(
-            build_parser().parse_args(["train", "no_such_preset", "--work-dir", str(tmp_path)]))
+        main(["train", "no_such_preset", "--work-dir", str(tmp_path)])
 
 
 def test_ctrl_c_names_the_last_checkpoint(tmp_path):
-    launcher = tmp_path / "launch.py"
-    launcher.write_text("import sys\nfrom psanet_lite.cli import main\nsys.exit(main())\n")
     work_dir = tmp_path / "run"
     run = subprocess.Popen(
-        [sys.executable, str(launcher), "train", "psanet_lite_context", "--work-dir", str(work_dir),
+        [str(Path(sys.executable).with_name("psanet-lite")), "train", "psanet_lite_context", "--work-dir", str(work_dir),
          "--set", "iterations=1000", "--set", "batch_size=2", "--set", "batch_per_gpu=2",
          "--set", "checkpoint_interval=2", "--no-eval", "--no-progress", "--workers", "0"],
         env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -7,46 +7,15 @@ from PIL import Image
 from psanet_lite.configs import get_config
 from psanet_lite.data import ADE20K, Cityscapes, VOCAug, build_dataset
 
-H, W = 6, 8
-
-
-def _rgb(path, height=H, width=W, fmt=None):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
-    Image.fromarray(pixels).save(path, format=fmt)
-    return pixels
-
-
-def _gray(path, values, mode="L"):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(values, dtype=np.uint8), mode=mode).save(path)
-
-
-def _palette_png(path, values):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture = Image.fromarray(np.asarray(values, dtype=np.uint8), mode="P")
-    # VOC's colour map for the first entries; the stored values stay the indices
-    picture.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [64, 64, 64] * 253)
-    picture.save(path)
-
-
-def _labels(values):
-    """An HxW label map cycling through ``values``."""
-    return np.resize(np.asarray(values), H * W).reshape(H, W)
-
+from miniature_trees import CITYSCAPES_PAIRS, H, W
+from miniature_trees import ade20k as _ade
+from miniature_trees import cityscapes as _cityscapes
+from miniature_trees import gray as _gray
+from miniature_trees import labels as _labels
+from miniature_trees import rgb as _rgb
+from miniature_trees import voc as _voc
 
 # ---------------------------------------------------------------- Cityscapes
-
-# Official mapping (cityscapesScripts labels.py): labelId -> trainId.
-CITYSCAPES_PAIRS = {7: 0, 8: 1, 11: 2, 26: 13, 33: 18, 0: 255, 1: 255, 14: 255, 29: 255, 30: 255}
-
-
-def _cityscapes(root, split="train", cities=("zurich", "aachen")):
-    for city in cities:
-        stem = f"{city}_000000_000019"
-        _rgb(root / "leftImg8bit" / split / city / f"{stem}_leftImg8bit.png")
-        _gray(root / "gtFine" / split / city / f"{stem}_gtFine_labelIds.png", _labels(list(CITYSCAPES_PAIRS)))
-    return root
 
 
 def test_cityscapes_reads_pairs_and_maps_label_ids_to_train_ids(tmp_path):
@@ -85,15 +54,6 @@ def test_cityscapes_label_id_outside_table(tmp_path):
 
 # ---------------------------------------------------------------- ADE20K
 
-def _ade(root, split="training", values=(0, 1, 2, 150)):
-    base = root / "ADEChallengeData2016"
-    prefix = "ADE_train" if split == "training" else "ADE_val"
-    for i in (1, 2):
-        _rgb(base / "images" / split / f"{prefix}_{i:08d}.jpg", fmt="JPEG")
-        _gray(base / "annotations" / split / f"{prefix}_{i:08d}.png", _labels(values))
-    return root
-
-
 def test_ade20k_reduces_zero_label(tmp_path):
     data = ADE20K(_ade(tmp_path), "training")
     assert len(data) == 2 and data.num_classes == 150
@@ -123,19 +83,6 @@ def test_grayscale_jpeg_becomes_rgb(tmp_path):
 
 
 # ---------------------------------------------------------------- VOC aug
-
-def _voc(root, ids=("2007_000032", "2007_000039"), palette=True, values=(0, 15, 20, 255)):
-    base = root / "VOCdevkit" / "VOC2012"
-    for i in ids:
-        _rgb(base / "JPEGImages" / f"{i}.jpg", fmt="JPEG")
-        writer = _palette_png if palette else _gray
-        writer(base / "SegmentationClassAug" / f"{i}.png", _labels(values))
-    sets = base / "ImageSets" / "Segmentation"
-    sets.mkdir(parents=True, exist_ok=True)
-    for split in ("train", "val", "trainaug"):
-        (sets / f"{split}.txt").write_text("".join(f"{i}\n" for i in ids))
-    return root
-
 
 @pytest.mark.parametrize("palette", [True, False], ids=["palette-png", "gray-png"])
 def test_voc_reads_palette_and_gray_labels(tmp_path, palette):

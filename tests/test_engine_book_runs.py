@@ -72,6 +72,18 @@ def test_key_changes_with_everything_that_decides_the_run(monkeypatch):
     assert run_key(book_config("bi", 10).replace(lr=0.02), 0) != base
     monkeypatch.setitem(CONTEXT_LENGTHS, "val", 3)
     assert run_key(book_config("bi", 10), 0) != base
+    monkeypatch.setitem(CONTEXT_LENGTHS, "val", 2)
+    assert run_key(book_config("bi", 10), 0) == base
+
+
+def test_key_changes_when_the_data_or_the_initial_weights_change(monkeypatch):
+    base = run_key(book_config("bi", 10), 0)
+    monkeypatch.setattr("psanet_lite.data.context.RADIUS", (3, 5))  # the generator draws other objects
+    assert run_key(book_config("bi", 10), 0) != base
+    monkeypatch.undo()
+    monkeypatch.setitem(CONTEXT_LENGTHS, "val", 2)
+    monkeypatch.setattr("torch.nn.init.kaiming_normal_", lambda tensor, **kwargs: tensor.data.fill_(0.01))
+    assert run_key(book_config("bi", 10), 0) != base
 
 
 def test_book_config_names_the_ablation_variants():
@@ -79,7 +91,7 @@ def test_book_config_names_the_ablation_variants():
     assert book_config("distribute").model.psa_type == "distribute"
     fcn = book_config("fcn", 12)
     assert fcn.model.decode_head == "fcn" and fcn.train.iterations == 12
-    assert fcn.data.ratio_range == (1.0, 1.0)
+    assert fcn.data.ratio_range == (1.0, 1.0) and not fcn.data.photometric_distortion
     with pytest.raises(ValueError, match="variant must be one of"):
         book_config("both")
     with pytest.raises(ValueError, match="positive int"):

@@ -1,29 +1,27 @@
 """A run killed with SIGKILL after a checkpoint and resumed ends bitwise where an
 uninterrupted run ends (CPU, same thread count)."""
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
 from psanet_lite.checkpoint import load_checkpoint
+from psanet_lite.engine.run_log import read_log
 
-LAUNCHER = "import sys\nfrom psanet_lite.cli import main\nsys.exit(main())\n"
+PSANET_LITE = str(Path(sys.executable).with_name("psanet-lite"))  # the installed command
 # dropout, photometric distortion, flips and a loader worker all stay on: every
 # random stream has to come back exactly
 SETTINGS = ["--set", "iterations=12", "--set", "batch_size=2", "--set", "batch_per_gpu=2",
-            "--set", "checkpoint_interval=2", "--set", "ratio_range=(1.0,1.0)",
+            "--set", "checkpoint_interval=2", "--set", "photometric_distortion=True",
             "--no-eval", "--no-progress", "--workers", "1", "--log-interval", "1", "--keep-checkpoints", "0"]
 
 
-def _command(tmp_path, work_dir, *extra):
-    launcher = tmp_path / "launch.py"
-    launcher.write_text(LAUNCHER)
-    return [sys.executable, str(launcher), "train", "psanet_lite_context", "--work-dir", str(work_dir),
-            *SETTINGS, *extra]
+def _command(work_dir, *extra):
+    return [PSANET_LITE, "train", "psanet_lite_context", "--work-dir", str(work_dir), *SETTINGS, *extra]
 
 
 def _env():
@@ -31,16 +29,15 @@ def _env():
 
 
 def _losses(work_dir):
-    lines = (work_dir / "log.jsonl").read_text().splitlines()
-    return {r["iteration"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
+    return {r["iteration"]: r["loss"] for r in read_log(work_dir) if "loss" in r}
 
 
 def test_kill_and_resume_gives_the_same_weights(tmp_path):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    reference = subprocess.Popen(_command(tmp_path, straight), env=_env(),
+    reference = subprocess.Popen(_command(straight), env=_env(),
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    run = subprocess.Popen(_command(tmp_path, killed), env=_env(), stdout=subprocess.DEVNULL,
+    run = subprocess.Popen(_command(killed), env=_env(), stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while not (killed / "checkpoints" / "iter_0000004.pt").exists():
@@ -51,7 +48,7 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
     assert run.wait() == -signal.SIGKILL
     assert not (killed / "final.pt").exists(), "the run finished before the kill: lengthen it"
 
-    resumed = subprocess.run(_command(tmp_path, killed, "--resume"), env=_env(), capture_output=True,
+    resumed = subprocess.run(_command(killed, "--resume"), env=_env(), capture_output=True,
                              text=True, timeout=180)
     assert resumed.returncode == 0, resumed.stderr
     assert reference.wait(timeout=180) == 0, reference.stderr.read().decode()

@@ -15,8 +15,8 @@ from psanet_lite.engine.training_state import latest_checkpoint, load_training_s
 @pytest.fixture
 def tiny_context(monkeypatch):
     monkeypatch.setitem(data.CONTEXT_LENGTHS, "val", 4)
-    return get_config("psanet_lite_context", iterations=4, batch_size=2, batch_per_gpu=2,
-                      checkpoint_interval=2, eval_interval=4, ratio_range=(1.0, 1.0))
+    return get_config("psanet_lite_context", iterations=4, batch_size=2, batch_per_gpu=2, lr=0.01,
+                      checkpoint_interval=2, eval_interval=4)
 
 
 def test_training_writes_checkpoints_logs_and_weights(tmp_path, tiny_context):
@@ -76,3 +76,16 @@ def test_resume_from_a_middle_checkpoint_across_an_evaluation(tmp_path, tiny_con
     whole = load_checkpoint(tmp_path / "whole" / "final.pt")["model"]
     resumed = load_checkpoint(tmp_path / "resumed" / "final.pt")["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_steps(tmp_path, tiny_context, amp):
+    options = TrainOptions(workers=0, progress=False, evaluate=False, amp=amp, log_interval=1)
+    train(tiny_context.replace(iterations=2), tmp_path, options)
+    state = load_training_state(latest_checkpoint(tmp_path))
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(0 < loss < 10 for loss in losses)
+    if amp == "fp16":
+        assert state["scaler"]["scale"] > 0  # the grad scaler is on and saved
+    else:
+        assert state["scaler"] == {}  # bf16 needs no scaling

@@ -21,7 +21,7 @@ from PIL import Image
 from psanet_lite.cli.evaluate import add_model_arguments, load_model
 from psanet_lite.data.files import read_image
 from psanet_lite.data.transforms import build_eval_transforms
-from psanet_lite.engine.distributed import init_distributed
+from psanet_lite.engine.distributed import pick_device
 from psanet_lite.viz.palette import heatmap, overlay
 
 
@@ -95,7 +95,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    device = init_distributed(args.device).device
+    device = pick_device(args.device)
     model = load_model(args, device)
     image = read_image(args.image)
     masks = pixel_masks(model, image, args.pixel)

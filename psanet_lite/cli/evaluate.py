@@ -59,11 +59,11 @@ def format_metrics(metrics: dict, classes) -> str:
         aAcc 100.00  mIoU 50.00  mAcc 100.00
     """
     width = max(len("class"), *(len(c) for c in classes))
-    cell = _percent
     lines = [f"{'class':<{width}} {'IoU':>7} {'Acc':>6}"]
-    lines += [f"{name:<{width}} {cell(iou):>7} {cell(acc):>6}"
+    lines += [f"{name:<{width}} {_percent(iou):>7} {_percent(acc):>6}"
               for name, iou, acc in zip(classes, metrics["IoU"], metrics["Acc"])]
-    lines.append(f"aAcc {cell(metrics['aAcc'])}  mIoU {cell(metrics['mIoU'])}  mAcc {cell(metrics['mAcc'])}")
+    lines.append(f"aAcc {_percent(metrics['aAcc'])}  mIoU {_percent(metrics['mIoU'])}  "
+                 f"mAcc {_percent(metrics['mAcc'])}")
     return "\n".join(lines)
 
 

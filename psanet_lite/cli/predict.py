@@ -15,7 +15,7 @@ from psanet_lite.cli.evaluate import add_model_arguments, load_model
 from psanet_lite.data import DATASETS
 from psanet_lite.data.files import read_image
 from psanet_lite.data.transforms import build_eval_transforms
-from psanet_lite.engine.distributed import init_distributed
+from psanet_lite.engine.distributed import pick_device
 from psanet_lite.engine.inference import MS_RATIOS, segment
 from psanet_lite.viz.palette import colorize_labels, label_palette, overlay
 
@@ -63,7 +63,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    device = init_distributed(args.device).device
+    device = pick_device(args.device)
     model = load_model(args, device)
     palette = class_palette(model.config)
     out_dir = Path(args.out_dir)

@@ -5,6 +5,9 @@ Settings come from the preset (psanet_lite.configs) and may be changed with
 section only may drop the section: ``--set iterations=100``). Values are read
 as Python literals (``--set data.crop_size=(64,64)``), else as strings.
 
+A stopped run continues with the same command plus ``--resume`` (the preset and
+``--set`` options must be the same: the checkpoint's config is compared).
+
     psanet-lite train psanet_lite_context --work-dir runs/context
     psanet-lite train psanet_lite_context --work-dir runs/context --resume   # after a stop
     torchrun --nproc_per_node 4 $(which psanet-lite) train psanet_r50-d8_512x1024_40k_cityscapes \\

@@ -54,7 +54,7 @@ def _object_mask(rng: np.random.Generator, size: int, cy: float, cx: float, radi
 
 
 def make_context_sample(rng: np.random.Generator, size: int = 128, cue_size: int = 16,
-                        min_distance: int = 76, max_objects: int = 5):
+                        min_distance: int = 76, max_objects: int = 6):
     """Draw one image and its label.
 
     Args:
@@ -139,7 +139,7 @@ class ContextDataset(Dataset):
     ignore_index = IGNORE_INDEX
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0,
-                 transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 5):
+                 transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 6):
         if split not in SPLITS:
             raise ValueError(f"context split must be one of {tuple(SPLITS)}, got {split!r}")
         if length < 1:

@@ -43,23 +43,31 @@ def init_distributed(device: str | None = None) -> Distributed:
         >>> init_distributed("cpu")  # outside torchrun
         Distributed(rank=0, world_size=1, local_rank=0, device=device(type='cpu'))
     """
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    where = pick_device(device, local_rank)
+    if where.type == "cuda":
+        torch.cuda.set_device(where)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if where.type == "cuda" else "gloo")
+    return Distributed(rank, world_size, local_rank, where)
+
+
+def pick_device(device: str | None = None, index: int = 0) -> torch.device:
+    """'cpu', 'cuda' (GPU ``index``) or None (CUDA when available) as a torch.device.
+
+    Example:
+        >>> pick_device("cpu")
+        device(type='cpu')
+    """
     if device is None:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device == "cuda":
-        torch.cuda.set_device(local_rank)
-        where = torch.device("cuda", local_rank)
-    else:
-        where = torch.device("cpu")
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    return Distributed(rank, world_size, local_rank, where)
+    return torch.device("cuda", index) if device == "cuda" else torch.device("cpu")
 
 
 def shutdown_distributed() -> None:

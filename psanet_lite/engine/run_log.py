@@ -25,7 +25,7 @@ class RunLog:
         >>> log.close()  # doctest: +SKIP
     """
 
-    def __init__(self, work_dir, start: int = 0, tensorboard: bool = True):
+    def __init__(self, work_dir, start: int = 0):
         self.path = Path(work_dir) / "log.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if start > 0 and self.path.exists():
@@ -34,26 +34,23 @@ class RunLog:
             self.path.write_text("".join(line + "\n" for line in kept))
         elif start == 0:
             self.path.write_text("")
-        self.writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+        # imported here: tensorboard takes a second to import and only training needs it
+        from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(str(Path(work_dir) / "tensorboard"), purge_step=start or None)
+        self.writer = SummaryWriter(str(Path(work_dir) / "tensorboard"), purge_step=start or None)
 
     def write(self, iteration: int, values: dict, group: str = "train") -> None:
         """Log numbers (floats; lists go to the JSON file only) for ``iteration``."""
         record = {"iteration": iteration, **{k: json_safe(v) for k, v in values.items()}, "time": time.time()}
         with self.path.open("a") as file:
             file.write(json.dumps(record) + "\n")
-        if self.writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and math.isfinite(value):
-                    self.writer.add_scalar(f"{group}/{key}", value, iteration)
-            self.writer.flush()
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and math.isfinite(value):
+                self.writer.add_scalar(f"{group}/{key}", value, iteration)
+        self.writer.flush()
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.writer.close()
 
 
 def json_safe(value):
