@@ -36,7 +36,6 @@ import datetime
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import time
@@ -45,7 +44,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psamask import time_call  # noqa: E402  (the benchmarks' one timer)
+from psamask import device_description, time_call  # noqa: E402  (the benchmarks' one timer)
 
 from psanet_lite.build import build_model  # noqa: E402
 from psanet_lite.models.flops import count_flops  # noqa: E402
@@ -62,16 +61,6 @@ CUDA_VARIANTS = (  # (dtype label, autocast dtype or None, channels_last, compil
     ("bfloat16", torch.bfloat16, True, False),
     ("bfloat16", torch.bfloat16, True, True),
 )
-
-
-def cpu_description():
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {torch.get_num_threads()} torch threads"
 
 
 def matmul_rate(device, dtype, size, reps=10):
@@ -238,7 +227,7 @@ def main(argv=None):
     if "cpu" in devices:
         cpu = torch.device("cpu")
         peak = matmul_rate(cpu, torch.float32, 2048, reps=3)
-        descriptions["cpu"] = f"{cpu_description()}; measured fp32 matmul {peak / 1e12:.3f} TFLOP/s"
+        descriptions["cpu"] = f"{device_description(cpu)}; measured fp32 matmul {peak / 1e12:.3f} TFLOP/s"
         for case in cases:
             if args.cpu_skip_large and case in LARGE_CASES:
                 notes.append(f"{case} skipped on the CPU (--cpu-skip-large)")

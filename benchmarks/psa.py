@@ -42,7 +42,6 @@ table as Markdown beside it.
 
 import argparse
 import datetime
-import json
 import os
 import sys
 from pathlib import Path
@@ -50,7 +49,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psamask import SHAPES, device_description, device_label, peak_bytes, synchronize, time_call  # noqa: E402
+from psamask import (SHAPES, device_description, peak_bytes, synchronize, time_call,  # noqa: E402
+                     write_results)
 
 from psanet_lite.ops import psa_aggregate  # noqa: E402
 from psanet_lite.ops.aggregate import _select_backend  # noqa: E402
@@ -319,15 +319,7 @@ def main(argv=None):
         "",
         *verdicts(cases),
     ]).rstrip() + "\n"
-    print()
-    print(text)
-    out = Path(args.out) if args.out else (
-        Path(__file__).resolve().parent / "results" / f"psa-{device_label(device)}-{datetime.date.today().isoformat()}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(text)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    write_results(result, text, "psa", device, args.out)
 
 
 if __name__ == "__main__":

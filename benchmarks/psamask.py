@@ -318,12 +318,16 @@ def main(argv=None):
             f"(target {SPEEDUP_TARGET:.0f}x): forward {ratio['forward']:.0f}x ({verdicts['forward']}), "
             f"forward+backward {ratio['forward_backward']:.0f}x ({verdicts['forward_backward']})"
         )
-    text = "\n".join(notes).rstrip() + "\n"
+    write_results(result, "\n".join(notes).rstrip() + "\n", "psamask", device, args.out)
+
+
+def write_results(result, text, script, device, out=None):
+    """Print the Markdown text; write result as JSON to out (default
+    benchmarks/results/<script>-<device>-<date>.json) and text beside it as .md."""
     print()
     print(text)
-
-    out = Path(args.out) if args.out else (
-        Path(__file__).resolve().parent / "results" / f"psamask-{device_label(device)}-{datetime.date.today().isoformat()}.json"
+    out = Path(out) if out else (
+        Path(__file__).resolve().parent / "results" / f"{script}-{device_label(device)}-{datetime.date.today().isoformat()}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -39,7 +39,10 @@ def test_ctrl_c_names_the_last_checkpoint(tmp_path):
         [str(Path(sys.executable).with_name("psanet-lite")), "train", "psanet_lite_context", "--work-dir", str(work_dir),
          "--set", "iterations=1000", "--set", "batch_size=2", "--set", "batch_per_gpu=2",
          "--set", "checkpoint_interval=2", "--no-eval", "--no-progress", "--workers", "0"],
-        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # As in a terminal: a shell starts background jobs with SIGINT ignored, and the child
+        # would inherit that when the tests themselves run in the background.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((work_dir / "checkpoints").glob("iter_*.pt")):
         assert run.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"

@@ -12,7 +12,7 @@ one indexed copy at the end, so autograd sees a single operation (assigning into
 entry by entry would record one autograd node per entry).
 """
 
-import torch
+import torch  # noqa: F401  (the doctest below uses it)
 
 
 def psa_mask_reference(x, mode, mh, mw):
