@@ -45,7 +45,8 @@ def _expected_classes(checkpoint, image_path):
 def test_eval_prints_and_writes_metrics(saved, tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(data.CONTEXT_LENGTHS, "val", 2)
     out = tmp_path / "metrics.json"
-    assert main(["eval", "--checkpoint", str(saved["bi"]), "--out", str(out), "--workers", "0"]) == 0
+    # --device cpu: the expected predictions below are computed on the CPU, bit for bit
+    assert main(["eval", "--checkpoint", str(saved["bi"]), "--out", str(out), "--workers", "0", "--device", "cpu"]) == 0
     printed = capsys.readouterr().out
     assert "object, red cue" in printed and "mIoU" in printed
     record = json.loads(out.read_text())
@@ -74,7 +75,8 @@ def test_eval_with_ms_flip_and_an_mmseg_file(saved, tmp_path, monkeypatch, capsy
 
 def test_predict_writes_palette_png_and_overlay(saved, image_file, tmp_path):
     out_dir = tmp_path / "pred"
-    assert main(["predict", str(image_file), "--checkpoint", str(saved["bi"]), "--out-dir", str(out_dir)]) == 0
+    assert main(["predict", str(image_file), "--checkpoint", str(saved["bi"]), "--out-dir", str(out_dir),
+                 "--device", "cpu"]) == 0
     labels = Image.open(out_dir / "scene.png")
     assert labels.mode == "P" and labels.size == (128, 128)
     assert np.array_equal(np.asarray(labels), _expected_classes(saved["bi"], image_file).numpy())

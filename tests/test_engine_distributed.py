@@ -13,7 +13,7 @@ from psanet_lite.engine.run_log import read_log
 PSANET_LITE = str(Path(sys.executable).with_name("psanet-lite"))  # the installed command
 COMMON = ["--set", "iterations=3", "--set", "batch_size=4", "--set", "sync_bn=True",
           "--set", "dropout=0.0", "--set", "aux_head=False",
-          "--no-eval", "--no-progress", "--workers", "0", "--log-interval", "1"]
+          "--no-eval", "--no-progress", "--workers", "0", "--log-interval", "1", "--device", "cpu"]  # gloo
 
 
 def _losses(work_dir):

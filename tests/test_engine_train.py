@@ -66,13 +66,13 @@ def test_accumulation_makes_up_the_global_batch():
 def test_resume_from_a_middle_checkpoint_across_an_evaluation(tmp_path, tiny_context):
     # evaluation at iteration 2 comes after the checkpoint of iteration 2: a run
     # resumed from that checkpoint skips it, so it must not touch any random stream
-    options = TrainOptions(workers=0, progress=False, keep_checkpoints=0)
+    options = TrainOptions(workers=0, progress=False, keep_checkpoints=0, device="cpu")  # bit-exact on CPU
     config = tiny_context.replace(eval_interval=2)
     train(config, tmp_path / "whole", options)
     (tmp_path / "resumed" / "checkpoints").mkdir(parents=True)
     middle = tmp_path / "resumed" / "checkpoints" / "iter_0000002.pt"
     middle.write_bytes((tmp_path / "whole" / "checkpoints" / "iter_0000002.pt").read_bytes())
-    train(config, tmp_path / "resumed", TrainOptions(workers=0, progress=False, resume="auto"))
+    train(config, tmp_path / "resumed", TrainOptions(workers=0, progress=False, resume="auto", device="cpu"))
     whole = load_checkpoint(tmp_path / "whole" / "final.pt")["model"]
     resumed = load_checkpoint(tmp_path / "resumed" / "final.pt")["model"]
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)

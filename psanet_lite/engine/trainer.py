@@ -258,7 +258,11 @@ def _train(config, work_dir, options, place, resume_path):
                               f"aAcc {100 * metrics['aAcc']:.2f}")
                 window_start = time.perf_counter()
     except KeyboardInterrupt:
-        where = (f"the last checkpoint is {last_checkpoint}" if last_checkpoint is not None
+        # Ask the disk, not last_checkpoint: Ctrl-C can land after a checkpoint's rename
+        # and before save_training_state returns. A file there is complete (written
+        # atomically), and it is the one --resume will pick up.
+        on_disk = latest_checkpoint(work_dir) or last_checkpoint  # (a --resume PATH from elsewhere)
+        where = (f"the last checkpoint is {on_disk}" if on_disk is not None
                  else "no checkpoint was written yet")
         raise TrainingInterrupted(
             f"interrupted at iteration {iteration}; {where}. "
