@@ -22,8 +22,8 @@ On a GPU the script also measures the device's copy bandwidth (a large device-to
 copy, bytes read + written) and reports each forward's achieved bandwidth, counting
 the input read once and the output written once.
 
-Writes JSON (--out, default benchmarks/results/psamask-<device>-<date>.json) and the
-same table as Markdown beside it.
+Writes JSON (--out, default benchmarks/results/psamask-<device>-<date>[-<dtype>].json, the
+dtype named unless float32) and the same table as Markdown beside it.
 """
 
 import argparse
@@ -48,7 +48,7 @@ SHAPES = {  # name: (H, W, mh, mw) of the shrunk feature map and the mask
     "voc-512x512": (32, 32, 97, 97),
 }
 MODES = ("collect", "distribute")
-# Where the 'reference' backend runs by default on CPU: one shape, where the target
+# Where the 'reference' backend runs by default: one shape, where the target
 # "torch at least 50x faster than reference" is checked.
 REFERENCE_CPU_CASE = ("ade20k-512x512", 2)
 SPEEDUP_TARGET = 50.0
@@ -260,9 +260,9 @@ def main(argv=None):
         if name not in SHAPES:
             raise SystemExit(f"unknown shape {name!r}; choose from {list(SHAPES)}")
     batches = [int(b) for b in args.batches.split(",")]
-    # On CPU the reference backend takes seconds per call: unless asked for explicitly,
-    # run it only at the one case where the speed-up target is checked.
-    reference_everywhere = args.backends is not None or device.type == "cuda"
+    # The reference backend's Python loops take seconds per call on any device: unless
+    # asked for explicitly, run it only at the one case where the speed-up target is checked.
+    reference_everywhere = args.backends is not None
 
     load_before = os.getloadavg()
     rows = []
@@ -323,11 +323,14 @@ def main(argv=None):
 
 def write_results(result, text, script, device, out=None):
     """Print the Markdown text; write result as JSON to out (default
-    benchmarks/results/<script>-<device>-<date>.json) and text beside it as .md."""
+    benchmarks/results/<script>-<device>-<date>[-<dtype>].json, the dtype named unless
+    float32, so runs in two precisions on one day keep both files) and text beside it as .md."""
     print()
     print(text)
+    precision = "" if result.get("dtype", "float32") == "float32" else f"-{result['dtype']}"
     out = Path(out) if out else (
-        Path(__file__).resolve().parent / "results" / f"{script}-{device_label(device)}-{datetime.date.today().isoformat()}.json"
+        Path(__file__).resolve().parent / "results"
+        / f"{script}-{device_label(device)}-{datetime.date.today().isoformat()}{precision}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
