@@ -16,7 +16,6 @@ from psanet_lite.ops import cupy_runtime
 psa_mask_module = importlib.import_module("psanet_lite.ops.psa_mask")
 
 
-
 def _backend_cases():
     """(backend, device) pairs usable here: every backend on the device it runs on.
 
