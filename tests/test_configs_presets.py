@@ -141,6 +141,15 @@ def test_unknown_preset_lists_the_known_ones():
         get_config(3)
 
 
+def test_unknown_preset_suggests_the_closest_name_first():
+    # a typo: '_' for '-'
+    with pytest.raises(ValueError, match="did you mean 'psanet_r101-d8_512x1024_80k_cityscapes' or"):
+        get_config("psanet_r101_d8_512x1024_80k_cityscapes")
+    with pytest.raises(ValueError) as error:
+        get_config("psanet_r18")
+    assert "did you mean" not in str(error.value)
+
+
 @pytest.mark.parametrize("name", ["psanet_r101-d8_769x769_80k_cityscapes", "psanet_lite_context"])
 def test_dict_and_json_round_trip(name):
     config = get_config(name)

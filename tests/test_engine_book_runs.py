@@ -1,5 +1,8 @@
 """The book's cached training runs: trained once, then loaded; deterministic; never half-written."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -103,3 +106,15 @@ def test_default_cache_is_under_data_generated_in_a_checkout():
     assert path.parts[-3:] == ("data", "generated", "book_runs")
     assert (path.parents[2] / "pyproject.toml").is_file()
 
+
+def test_partials_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
+    # A finished process gives a pid that no longer runs (the build that was killed).
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    abandoned = tmp_path / f"{book_runs.PARTIAL_PREFIX}{gone.pid}-entry-x1"
+    live = tmp_path / f"{book_runs.PARTIAL_PREFIX}{os.getpid()}-entry-x2"
+    for folder in (abandoned, live):
+        (folder / "checkpoints").mkdir(parents=True)
+    run = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    assert not abandoned.exists() and live.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, run.directory.name])

@@ -156,6 +156,21 @@ def test_count_flops_equals_a_real_counted_forward(lite):
     assert lite.training is False
 
 
+@pytest.mark.parametrize("overrides", [{"fused": True}, {"mask_size": (5, 5)}, {"psa_type": "distribute"}])
+def test_count_flops_on_meta_equals_a_real_forward_for_head_variants(overrides):
+    # fused aggregation and masks smaller than the map build index maps that the meta device
+    # cannot build alone; the count must still equal what a real forward executes.
+    model = build_model("psanet_lite_context", **overrides).eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(torch.randn(2, 3, 80, 64))
+    weights = {name: value.clone() for name, value in model.state_dict().items()}
+    total, _ = count_flops(model, (80, 64), batch=2)
+    assert total == counter.get_total_flops() > 0
+    assert all(torch.equal(value, weights[name]) and value.device.type == "cpu"
+               for name, value in model.state_dict().items())
+
+
 def test_count_flops_keeps_the_training_mode(lite):
     lite.train()
     count_flops(lite, (64, 64))

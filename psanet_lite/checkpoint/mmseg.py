@@ -138,8 +138,9 @@ def load_mmseg(model, path_or_state_dict, trust_pickle=False):
         The checkpoint's 'meta' dict (None when there is none).
 
     Example:
+        >>> from psanet_lite import build_model
         >>> model = build_model("psanet_r50-d8_512x1024_40k_cityscapes")
-        >>> load_mmseg(model, "psanet_r50-d8_512x1024_40k_cityscapes_20200606_103117-99fac37c.pth")
+        >>> load_mmseg(model, "psanet_r50-d8_512x1024_40k_cityscapes_20200606_103117-99fac37c.pth")  # doctest: +SKIP
     """
     state, meta = read_state_dict(path_or_state_dict, trust_pickle=trust_pickle)
     mapping = mmseg_key_map(model)
@@ -156,8 +157,12 @@ def export_mmseg(model, path=None, meta=None):
     (atomically). The reverse of load_mmseg: load_mmseg(model, export_mmseg(model)) is exact.
 
     Example:
+        >>> from psanet_lite import build_model
+        >>> model = build_model("psanet_r50-d8_512x1024_40k_cityscapes")
         >>> export_mmseg(model, "psanet_r50_mmseg.pth")["state_dict"]["backbone.stem.0.weight"].shape
         torch.Size([32, 3, 3, 3])
+        >>> load_mmseg(model, "psanet_r50_mmseg.pth")  # the meta dict given to export_mmseg
+        {}
     """
     mapping = mmseg_key_map(model)
     own = model.state_dict()

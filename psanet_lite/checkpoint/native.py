@@ -44,7 +44,9 @@ def make_checkpoint(model, config, /, miou=None, metadata=None, **extra):
         metadata: more metadata entries (builtins only).
         **extra: more top-level entries (builtins and tensors only), e.g. optimizer=..., iteration=...
 
-    >>> ckpt = make_checkpoint(model, get_config("psanet_lite_context"), miou=61.2)
+    >>> from psanet_lite import build_model, get_config
+    >>> config = get_config("psanet_lite_context")
+    >>> ckpt = make_checkpoint(build_model(config), config, miou=61.2)
     >>> ckpt["format"], ckpt["metadata"]["miou"]
     ('psanet-lite', 61.2)
     """
@@ -71,7 +73,10 @@ def save_checkpoint(path, model, config, /, miou=None, metadata=None, **extra):
     """Write make_checkpoint(...) to `path` atomically; returns the checkpoint dict.
 
     Example:
-        >>> save_checkpoint("runs/lite/best.pt", model, cfg, miou=61.2)
+        >>> from psanet_lite import build_model, get_config
+        >>> config = get_config("psanet_lite_context")
+        >>> save_checkpoint("runs/lite/best.pt", build_model(config), config, miou=61.2)["metadata"]["miou"]
+        61.2
     """
     checkpoint = make_checkpoint(model, config, miou=miou, metadata=metadata, **extra)
     atomic_save(checkpoint, path)

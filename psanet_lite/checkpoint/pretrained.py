@@ -25,7 +25,7 @@ def load_backbone_weights(backbone, path, trust_pickle=False):
 
     Example:
         >>> backbone = TorchvisionResNet(50)
-        >>> load_backbone_weights(backbone, "~/weights/resnet50-0676ba61.pth")
+        >>> load_backbone_weights(backbone, "resnet50-0676ba61.pth")  # doctest: +SKIP
     """
     state, _ = read_state_dict(path, trust_pickle=trust_pickle)
     if all(key.startswith("backbone.") for key in state):

@@ -23,7 +23,9 @@ def safe_torch_load(path, trust_pickle=False, map_location="cpu"):
     file needs full unpickling (the message says how to opt in).
 
     Example:
-        >>> state = safe_torch_load("psanet_r50.pth")["state_dict"]
+        >>> torch.save({"state_dict": {"weight": torch.ones(2)}}, "weights.pth")
+        >>> safe_torch_load("weights.pth")["state_dict"]["weight"]
+        tensor([1., 1.])
     """
     path = os.fspath(path)
     if not os.path.isfile(path):

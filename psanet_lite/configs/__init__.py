@@ -6,6 +6,8 @@
     small = cfg.replace(num_classes=5)      # a modified copy
 """
 
+import difflib
+
 from psanet_lite.configs.presets import PRESETS
 from psanet_lite.configs.schema import (
     Config,
@@ -29,7 +31,8 @@ def names():
 def get_config(name, **overrides):
     """A fresh copy of the preset `name`, with optional overrides (see Config.replace).
 
-    Raises ValueError naming the known presets when `name` is not one.
+    Raises ValueError naming the known presets when `name` is not one, with the
+    closest names (a typo, '_' for '-') suggested first.
 
     >>> get_config("psanet_r50-d8_512x512_80k_ade20k").model.mask_size
     (66, 66)
@@ -37,7 +40,9 @@ def get_config(name, **overrides):
     if not isinstance(name, str):
         raise TypeError(f"name must be a preset name (str), got {type(name).__name__}")
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; known presets: {', '.join(PRESETS)}")
+        close = difflib.get_close_matches(name, PRESETS, n=3, cutoff=0.8)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ValueError(f"unknown preset {name!r}; {hint}known presets: {', '.join(PRESETS)}")
     return PRESETS[name].replace(**overrides)
 
 

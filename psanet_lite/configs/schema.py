@@ -206,6 +206,7 @@ class Config:
     def from_dict(cls, d):
         """Inverse of to_dict; lists (from JSON) become tuples again; unknown keys are an error.
 
+        >>> from psanet_lite.configs import get_config
         >>> Config.from_dict(get_config("psanet_lite_context").to_dict()).name
         'psanet_lite_context'
         """
@@ -230,6 +231,7 @@ class Config:
         'section.field' (via ``**{'data.crop_size': (64, 64)}``), a field name that exists
         in exactly one section (num_classes, mask_size, iterations ...), or name/notes.
 
+        >>> from psanet_lite.configs import get_config
         >>> get_config("psanet_lite_context").replace(psa_type="collect").model.psa_type
         'collect'
         """

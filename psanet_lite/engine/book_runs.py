@@ -45,6 +45,7 @@ VARIANTS = {
 BOOK_ITERATIONS = 600  # what chapters 6-8 train for (batch 8: 4800 images, a few minutes on 2 cores)
 EVALUATIONS = 6  # validation points per run, for the mIoU curve
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
+PARTIAL_PREFIX = ".partial-"  # + '<pid>-<entry>-<random>': a run being trained
 # Bump when the way runs are made changes without the config changing, to retire old entries.
 RECIPE = 1
 
@@ -149,8 +150,9 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
     cache when it holds that run, else trained now (with psanet_lite.engine.train) and stored.
 
     A run is trained in a temporary folder next to its cache entry and renamed into
-    place when complete, so an interrupted build leaves no half-written entry, and two
-    builds racing for the same run both end up with one complete copy. Training is
+    place when complete, so an interrupted build leaves no half-written entry (a build
+    killed outright leaves its temporary folder, which the next training run removes),
+    and two builds racing for the same run both end up with one complete copy. Training is
     deterministic on the CPU: the same arguments give the same weights.
 
     Args:
@@ -182,9 +184,41 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
     return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
 
 
+def remove_abandoned_partials(cache: Path) -> list[Path]:
+    """Delete the partial folders in `cache` whose training process no longer runs.
+
+    A build killed outright (SIGKILL, a timeout's SIGTERM) cannot clean up after
+    itself, so the next run does: a partial folder names the process that trains into
+    it, and the folders of processes that are gone are removed. Those of live
+    processes (another build racing for the same run) are left alone. Returns the
+    removed folders.
+    """
+    removed = []
+    for folder in cache.glob(PARTIAL_PREFIX + "*"):
+        pid = folder.name[len(PARTIAL_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
+
+
 def _train_into(entry: Path, config: Config, seed: int, verbose: bool) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(tempfile.mkdtemp(prefix=f".partial-{entry.name}-", dir=entry.parent))
+    for folder in remove_abandoned_partials(entry.parent):
+        if verbose:
+            print(f"removed {folder.name}, left by an interrupted build")
+    prefix = f"{PARTIAL_PREFIX}{os.getpid()}-{entry.name}-"
+    partial = Path(tempfile.mkdtemp(prefix=prefix, dir=entry.parent))
     try:
         # One data-loading process beside the training process: the samples are drawn
         # (and augmented) while the previous batch trains.

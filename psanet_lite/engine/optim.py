@@ -35,7 +35,7 @@ def build_optimizer(model: torch.nn.Module, train) -> tuple[torch.optim.SGD, Lam
         >>> from psanet_lite.configs import get_config
         >>> optimizer, scheduler = build_optimizer(torch.nn.Linear(2, 2), get_config("psanet_lite_context").train)
         >>> optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["momentum"]
-        (0.01, 0.9)
+        (0.05, 0.9)
     """
     if train.optimizer != "sgd":
         raise ValueError(f"train.optimizer must be 'sgd' (the configs' optimizer), got {train.optimizer!r}")

@@ -20,9 +20,11 @@ class RunLog:
     and shows the overlap; its purge_step hides the stale points.
 
     Example:
-        >>> log = RunLog("runs/demo")  # doctest: +SKIP
-        >>> log.write(10, {"loss": 1.2, "lr": 0.01})  # doctest: +SKIP
-        >>> log.close()  # doctest: +SKIP
+        >>> log = RunLog("runs/demo")
+        >>> log.write(10, {"loss": 1.2, "lr": 0.01})
+        >>> log.close()
+        >>> [(r["iteration"], r["loss"], "time" in r) for r in read_log("runs/demo")]
+        [(10, 1.2, True)]
     """
 
     def __init__(self, work_dir, start: int = 0):

@@ -74,15 +74,18 @@ class PSANet(nn.Module):
         """The softmaxed collect/distribute attention, ``[N, h'*w', h', w']`` per direction.
 
         With `images`, runs one forward pass in eval mode without gradients (the mode
-        is restored afterwards, BatchNorm statistics are untouched) and returns its attention. Without, returns the attention of the last forward
-        pass, which must have run with `model.decode_head.record_attention = True`
-        (no second forward pass is made). Entry [n, t, y, x] is the weight position t
+        is restored afterwards, BatchNorm statistics are untouched) and returns its
+        attention. Without, returns the attention of the last forward pass, which must
+        have run with `model.decode_head.record_attention = True` (no second forward
+        pass is made). Entry [n, t, y, x] is the weight position t
         (flattened ``y'*w'+x'``) has in the output at (y, x) of the shrunk map.
 
         Example:
+            >>> from psanet_lite.build import build_model
+            >>> model = build_model("psanet_lite_context")  # output stride 8, no shrink
             >>> maps = model.attention_maps(torch.randn(1, 3, 64, 64))
             >>> sorted(maps), maps["collect"].shape
-            (['collect', 'distribute'], torch.Size([1, 16, 4, 4]))
+            (['collect', 'distribute'], torch.Size([1, 64, 8, 8]))
         """
         head = self.decode_head
         if not hasattr(head, "attention_maps"):

@@ -108,9 +108,16 @@ def _blocks(shape, mh, mw, mode, device, chunk_elements):
     n, _, height, width = shape
     hw = height * width
     q_count = chunk_width(n, hw, chunk_elements)
+    # On the meta device (shape-only FLOP counting) which cells lie inside the mask cannot
+    # be decided: the indices are built on the CPU and moved there.
+    build_on = torch.device("cpu") if device.type == "meta" else device
     for q0 in range(0, hw, q_count):
         q1 = min(q0 + q_count, hw)
-        yield q0, q1, column_block_indices(height, width, mh, mw, mode, q0, q1, device)
+        block_index, attention_index, covers_all = column_block_indices(height, width, mh, mw, mode, q0, q1, build_on)
+        if build_on != device:
+            block_index = None if block_index is None else block_index.to(device)
+            attention_index = attention_index.to(device)
+        yield q0, q1, (block_index, attention_index, covers_all)
 
 
 class _AggregateTorch(torch.autograd.Function):
