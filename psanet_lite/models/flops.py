@@ -1,4 +1,4 @@
-"""Count a model's FLOPs at a given input size in about a second, without doing its arithmetic.
+"""Count a model's FLOPs at a given input size in seconds, without doing its arithmetic.
 
 torch.utils.flop_counter.FlopCounterMode counts the FLOPs of the convolutions and matrix
 products an input actually goes through (a multiply-add counts 2). Running R101-PSANet

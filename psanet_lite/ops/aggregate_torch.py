@@ -60,6 +60,12 @@ def column_block_indices(height, width, mh, mw, mode, q0, q1, device):
     >>> full, b.tolist()  # a 2x2 mask (offsets 0..1) misses the rows above/left of a column
     (False, [0, 4, 5, 8, 10, 12, 13, 14, 15])
     """
+    if device.type == "meta":
+        # Shape-only FLOP counting: the meta device cannot decide which cells lie inside
+        # the mask, so the indices are built on the CPU and moved.
+        block_index, attention_index, covers_all = column_block_indices(
+            height, width, mh, mw, mode, q0, q1, torch.device("cpu"))
+        return (None if block_index is None else block_index.to(device)), attention_index.to(device), covers_all
     hw, half_h, half_w = height * width, (mh - 1) // 2, (mw - 1) // 2
     sign = 1 if mode == "collect" else -1
     q = torch.arange(q0, q1, device=device)                             # [Q] columns
@@ -108,16 +114,9 @@ def _blocks(shape, mh, mw, mode, device, chunk_elements):
     n, _, height, width = shape
     hw = height * width
     q_count = chunk_width(n, hw, chunk_elements)
-    # On the meta device (shape-only FLOP counting) which cells lie inside the mask cannot
-    # be decided: the indices are built on the CPU and moved there.
-    build_on = torch.device("cpu") if device.type == "meta" else device
     for q0 in range(0, hw, q_count):
         q1 = min(q0 + q_count, hw)
-        block_index, attention_index, covers_all = column_block_indices(height, width, mh, mw, mode, q0, q1, build_on)
-        if build_on != device:
-            block_index = None if block_index is None else block_index.to(device)
-            attention_index = attention_index.to(device)
-        yield q0, q1, (block_index, attention_index, covers_all)
+        yield q0, q1, column_block_indices(height, width, mh, mw, mode, q0, q1, device)
 
 
 class _AggregateTorch(torch.autograd.Function):
