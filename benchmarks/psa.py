@@ -6,8 +6,8 @@
 
 unfused = psa_aggregate(backend='dense'): psa_mask (its fastest backend here) into
 [N, HW, HW], softmax over dim 1, bmm, what every PSANet implementation runs.
-fused   = psa_aggregate(backend=None): the CUDA kernels on a GPU with CuPy, else the
-torch blocked-columns fallback; on a GPU also
+fused   = the memory-saving route PSAHead(fused=True) picks (ops/backends.py): the CUDA
+kernels on a GPU with CuPy, else the torch blocked-columns fallback; on a GPU also
 fused-torch = psa_aggregate(backend='torch'), the fallback, for comparison.
 Both in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
 
@@ -54,7 +54,7 @@ from psamask import (SHAPES, device_description, peak_bytes, synchronize, time_c
                      write_results)
 
 from psanet_lite.ops import psa_aggregate  # noqa: E402
-from psanet_lite.ops.aggregate import _select_backend  # noqa: E402
+from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend  # noqa: E402
 
 CHANNELS = 512
 FULL_RES = {"cityscapes-1024x2048-full": (128, 256, 97, 97)}  # (H, W, mh, mw)
@@ -97,6 +97,11 @@ def free_bytes(device):
 IMPLEMENTATIONS = {"unfused": "dense", "fused": None, "fused-torch": "torch"}
 
 
+def fused_backend(device):
+    """The route PSAHead(fused=True) runs: 'cupy' on CUDA when CuPy works, else 'torch'."""
+    return choose_backend(device, None, AGGREGATE_BACKENDS, save_memory=True)
+
+
 def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
     """Rough need of one forward+backward on top of the inputs (for skipping, not reporting)."""
     hw, cells = height * width, mh * mw
@@ -107,7 +112,7 @@ def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
 
 
 def measure(impl, features, attention, mask, device, reps):
-    backend = IMPLEMENTATIONS[impl]
+    backend = IMPLEMENTATIONS[impl] or fused_backend(device)
     f = features.detach().requires_grad_()
     a = attention.detach().requires_grad_()
     grad = torch.randn_like(features)
@@ -156,7 +161,7 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
     }
     must_return = {"forward": feature_bytes, "forward_backward": feature_bytes + case["input_bytes"]}
     impls = ("unfused", "fused", "fused-torch") if device.type == "cuda" else ("unfused", "fused")
-    case["fused_backend"] = _select_backend(device, None)
+    case["fused_backend"] = fused_backend(device)
     for impl in impls:
         if impl == "fused-torch" and name in FULL_RES:
             # Seconds per call on an H100 (1.3 s forward at N=1): the comparison that
