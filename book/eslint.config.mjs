@@ -18,6 +18,7 @@ const commonHelpers = {
   fail: "readonly",
   floatsFromBase64: "readonly",
   inflate: "readonly",
+  layout: "readonly",
   paintCodes: "readonly",
 };
 

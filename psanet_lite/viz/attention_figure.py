@@ -22,7 +22,6 @@ import numpy as np
 
 from psanet_lite.viz import _embed
 from psanet_lite.viz.figure import Figure, check_interpolation, picker_names
-from psanet_lite.viz.palette import colormap_lut
 
 BRANCHES = ("collect", "distribute")
 
@@ -72,6 +71,10 @@ class AttentionFigure(Figure):
     KIND = "attention"
     SCRIPT = "attention.js"
     PAGE_TITLE = "PSANet attention"
+
+    def _describe(self):
+        shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
+        return f"{len(self.images)} image(s), maps {shapes}, branches {self.spec['branches']}"
 
     def __init__(self, images, collect, distribute=None, *, names=None, title=None, cmap="inferno",
                  opacity=0.9, display_width=300, interpolation="bilinear",
@@ -127,25 +130,19 @@ class AttentionFigure(Figure):
             "collect": "collect: how much the marked pixel gathers from each position",
             "distribute": "distribute: how much of the marked pixel's feature goes to each position",
         }
-        self.spec = {
-            "version": 1,
-            "title": title,
-            "branches": list(branches),
-            "captions": {b: captions[b] for b in branches},
-            "images": entries,
-            "masks": _embed.pack(np.concatenate(codes).tobytes()),
-            "ranges": _embed.base64_of(np.concatenate(ranges)),
-            "lut": _embed.base64_of(colormap_lut(cmap)),
-            "opacity": float(opacity),
-            "display_width": int(display_width),
-            "nearest": interpolation == "nearest",
-        }
-        self._measure(max_bytes, "show fewer images, smaller attention maps, or pass a larger max_bytes")
+        self._finish(
+            {
+                "branches": list(branches),
+                "captions": {b: captions[b] for b in branches},
+                "images": entries,
+                "masks": _embed.pack(np.concatenate(codes).tobytes()),
+                "ranges": _embed.base64_of(np.concatenate(ranges)),
+            },
+            title=title, cmap=cmap, opacity=opacity, display_width=display_width,
+            interpolation=interpolation, max_bytes=max_bytes,
+            advice="show fewer images, smaller attention maps, or pass a larger max_bytes",
+        )
 
-    def __repr__(self):
-        shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
-        return (f"AttentionFigure({len(self.images)} image(s), maps {shapes}, "
-                f"branches {self.spec['branches']}, {self.nbytes / 1e3:.0f} kB)")
 
 
 def read_attention_data(figure):

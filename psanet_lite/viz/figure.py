@@ -6,6 +6,7 @@ HTML fragment (_embed.render), a notebook display (_repr_html_) and a standalone
 """
 
 from psanet_lite.viz import _embed
+from psanet_lite.viz.palette import colormap_lut
 
 INTERPOLATIONS = ("bilinear", "nearest")
 
@@ -15,16 +16,25 @@ class Figure:
 
     Attributes:
         spec: the data the page embeds (set by the subclass).
-        nbytes: size of the HTML fragment, checked against max_bytes by `_measure`.
+        nbytes: size of the HTML fragment, checked against max_bytes by `_finish`.
     """
 
     KIND: str          # CSS class psanet-fig-<KIND>, element ids, the data block's tag
     SCRIPT: str        # the figure's script in static/
     PAGE_TITLE: str    # title of a saved page
 
-    def _measure(self, max_bytes, advice):
-        """Render once, keep the size, refuse a fragment over max_bytes (ValueError)."""
+    def _finish(self, data, *, title, cmap, opacity, display_width, interpolation, max_bytes, advice):
+        """Set `spec` (the figure's `data` and the display settings every figure has), render
+        once, keep the size, refuse a fragment over max_bytes (ValueError naming `advice`)."""
+        self.spec = {
+            "version": 1, "title": title, **data,
+            "lut": _embed.base64_of(colormap_lut(cmap)), "opacity": float(opacity),
+            "display_width": int(display_width), "nearest": interpolation == "nearest",
+        }
         self.nbytes = _embed.check_size(self.to_html(), max_bytes, advice)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._describe()}, {self.nbytes / 1e3:.0f} kB)"
 
     def to_html(self):
         """The figure as an HTML fragment with a fresh element id."""

@@ -11,7 +11,6 @@ import numpy as np
 
 from psanet_lite.viz import _embed
 from psanet_lite.viz.figure import Figure, check_interpolation, picker_names
-from psanet_lite.viz.palette import colormap_lut
 from psanet_lite.viz.receptive_field import effective_area
 
 
@@ -100,19 +99,17 @@ class ReceptiveFieldFigure(Figure):
             if image.shape[:2] != (height, width):
                 raise ValueError(f"image is {image.shape[:2]} but the gradient maps are {(height, width)}")
             image_src = _embed.png_data_uri(image)
-        self.spec = {
-            "version": 1, "title": title, "height": height, "width": width, "image": image_src,
-            "networks": networks, "gradients": _embed.pack(np.concatenate(codes).tobytes()),
-            "lut": _embed.base64_of(colormap_lut(cmap)), "opacity": float(opacity),
-            "display_width": int(display_width), "mass": float(mass),
-            "nearest": interpolation == "nearest",
-        }
-        self._measure(max_bytes, "use fewer output positions, a smaller input, or a larger max_bytes")
+        self._finish(
+            {"height": height, "width": width, "image": image_src, "networks": networks,
+             "gradients": _embed.pack(np.concatenate(codes).tobytes()), "mass": float(mass)},
+            title=title, cmap=cmap, opacity=opacity, display_width=display_width,
+            interpolation=interpolation, max_bytes=max_bytes,
+            advice="use fewer output positions, a smaller input, or a larger max_bytes",
+        )
 
-    def __repr__(self):
+    def _describe(self):
         counts = ", ".join(f"{n['name']}: {len(n['centers'])} positions" for n in self.spec["networks"])
-        return (f"ReceptiveFieldFigure({self.spec['height']}x{self.spec['width']} input; {counts}; "
-                f"{self.nbytes / 1e3:.0f} kB)")
+        return f"{self.spec['height']}x{self.spec['width']} input; {counts};"
 
 
 def read_receptive_field_data(figure):

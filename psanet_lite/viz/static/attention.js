@@ -3,23 +3,8 @@
 const lut = bytesFromBase64(SPEC.lut);
 const ranges = floatsFromBase64(SPEC.ranges);
 const branches = SPEC.branches;
-if (SPEC.title) element("div", "psanet-fig-title", ROOT).textContent = SPEC.title;
-const controls = element("div", "psanet-fig-controls", ROOT);
-const panels = element("div", "psanet-fig-panels", ROOT);
-const readout = element("div", "psanet-fig-readout", ROOT);
-let picker = null;
-if (SPEC.images.length > 1) {
-  const label = element("label", "", controls);
-  label.textContent = "Image ";
-  picker = element("select", "", label);
-  SPEC.images.forEach((entry, k) => {
-    const option = element("option", "", picker);
-    option.value = String(k);
-    option.textContent = entry.name;
-  });
-}
-element("span", "", controls).textContent =
-  (picker ? "  " : "") + "Click a pixel (or use the arrow keys) to see its attention masks.";
+const { panels, readout, picker } = layout(
+  SPEC.images, "Image", "Click a pixel (or use the arrow keys) to see its attention masks.");
 const views = branches.map((branch) => {
   const panel = element("div", "psanet-fig-panel", panels);
   panel.style.width = SPEC.display_width + "px";

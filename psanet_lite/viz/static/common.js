@@ -1,6 +1,6 @@
 /* Helpers every figure script starts with; they run inside the figure's own closure
    (psanet_lite/viz/_embed.py render), beside ROOT (the root element) and SPEC (its data). */
-/* exported inflate, floatsFromBase64, element, paintCodes, fail */
+/* exported inflate, floatsFromBase64, layout, paintCodes, fail */
 function bytesFromBase64(text) {
   const raw = atob(text);
   const out = new Uint8Array(raw.length);
@@ -20,6 +20,27 @@ function element(tag, className, parent) {
   if (className) node.className = className;
   if (parent) parent.appendChild(node);
   return node;
+}
+// What every figure shows around its panels: the title, a controls line (a picker when
+// there is more than one entry to choose from, then a hint) and a readout under the panels.
+function layout(entries, noun, hint) {
+  if (SPEC.title) element("div", "psanet-fig-title", ROOT).textContent = SPEC.title;
+  const controls = element("div", "psanet-fig-controls", ROOT);
+  const panels = element("div", "psanet-fig-panels", ROOT);
+  const readout = element("div", "psanet-fig-readout", ROOT);
+  let picker = null;
+  if (entries.length > 1) {
+    const label = element("label", "", controls);
+    label.textContent = noun + " ";
+    picker = element("select", "", label);
+    entries.forEach((entry, k) => {
+      const option = element("option", "", picker);
+      option.value = String(k);
+      option.textContent = entry.name;
+    });
+  }
+  element("span", "", controls).textContent = (picker ? "  " : "") + hint;
+  return { panels, readout, picker };
 }
 // Colour codes[offset .. offset + width*height) through the 256-colour table into canvas.
 function paintCodes(canvas, image, codes, offset, lut) {

@@ -1,23 +1,8 @@
 /* ReceptiveFieldFigure (psanet_lite/viz/receptive_field_figure.py): click an output
    position, see its effective and theoretical receptive field. Runs after common.js. */
 const lut = bytesFromBase64(SPEC.lut);
-if (SPEC.title) element("div", "psanet-fig-title", ROOT).textContent = SPEC.title;
-const controls = element("div", "psanet-fig-controls", ROOT);
-const panels = element("div", "psanet-fig-panels", ROOT);
-const readout = element("div", "psanet-fig-readout", ROOT);
-let picker = null;
-if (SPEC.networks.length > 1) {
-  const label = element("label", "", controls);
-  label.textContent = "Network ";
-  picker = element("select", "", label);
-  SPEC.networks.forEach((net, k) => {
-    const option = element("option", "", picker);
-    option.value = String(k);
-    option.textContent = net.name;
-  });
-}
-element("span", "", controls).textContent =
-  (picker ? "  " : "") + "Click near a dot (an output position) to see what it depends on.";
+const { panels, readout, picker } = layout(
+  SPEC.networks, "Network", "Click near a dot (an output position) to see what it depends on.");
 const panel = element("div", "psanet-fig-panel", panels);
 panel.style.width = SPEC.display_width + "px";
 const stage = element("div", "psanet-fig-stage" + (SPEC.nearest ? " nearest" : ""), panel);
