@@ -1,16 +1,18 @@
 """Which implementation runs: the one backend chooser of psa_mask and psa_aggregate.
 
-psa_mask (the [N, HW, H, W] matrix) has three backends:
-  'reference'  Python loops over positions and mask cells (ops/psa_mask_reference.py);
-  'torch'      precomputed indices, one gather per pass (ops/psa_mask_torch.py);
-  'cupy'       a raw CUDA kernel (kernels/psamask.cu), CUDA tensors only.
-psa_aggregate (mask, softmax and matrix product) has four:
-  'reference'  the dense route on psa_mask's 'reference' backend (for checking);
-  'dense'      the dense route: materialise the [N, HW, HW] matrix, softmax, bmm;
-  'torch'      the fused route in blocks of columns (ops/aggregate_torch.py);
-  'cupy'       the fused CUDA kernels (kernels/psa_aggregate.cu).
+psa_mask (the [N, HW, H, W] matrix) has three backends: 'reference' (Python loops over
+positions and mask cells, ops/psa_mask_reference.py), 'torch' (precomputed indices,
+one gather per pass, ops/psa_mask_torch.py) and 'cupy' (a raw CUDA kernel,
+kernels/psamask.cu, CUDA tensors only).
+
+psa_aggregate (mask, softmax and matrix product) has four: 'reference' (the dense
+route on psa_mask's 'reference' backend, for checking), 'dense' (materialise the
+[N, HW, HW] matrix, softmax, bmm: ops/attention.py), 'torch' (the fused route in
+blocks of columns, ops/aggregate_torch.py) and 'cupy' (the fused CUDA kernels,
+kernels/psa_aggregate.cu).
 
 None picks the fastest on the measured shapes, on every device:
+
 - psa_mask: 'torch'. On an H100 the torch gather beats the CuPy kernel forward+backward
   at every published shape (benchmarks/results/psamask-nvidia-h100-80gb-hbm3-2026-11-22.md,
   e.g. Cityscapes 512x1024 N=2 collect: 0.62 ms against 1.08 ms); on a CPU it is the
@@ -20,6 +22,7 @@ None picks the fastest on the measured shapes, on every device:
   (benchmarks/results/psa-nvidia-h100-80gb-hbm3-2026-11-23.md: 4.54 ms against 6.44 ms
   at Cityscapes 512x1024 N=2), and on one CPU core too
   (benchmarks/results/psa-cpu-1core-2026-11-22.md: 212 ms against 230 ms).
+
 The fused routes save memory instead: they never store the [N, HW, HW] matrix.
 `save_memory=True` (the head's `fused=True`) picks 'cupy' on CUDA when CuPy works,
 else 'torch'.
