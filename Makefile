@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Notebooks and tests run on the CPU threads the machine has; keep BLAS from oversubscribing.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: env book test unit clean-book chromium
+.PHONY: env book test unit lint-js clean-book chromium
 
 env: $(STAMP)
 
@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml uv.lock | $(if $(filter $(BIN)/uv,$(UV)),$(BIN)/uv)
 	touch $@
 
 # MathJax is served by the book itself (the site makes no request to other hosts):
-# npm installs the version book/package-lock.json pins; the book's Sphinx extension
+# npm installs the versions book/package-lock.json pins; the book's Sphinx extension
 # (book/_ext/psanet_book.py) copies it into the built site. The touch keeps the
 # stamp newer than the lock file, so a second `make book` needs no network.
 MATHJAX := book/node_modules/mathjax/es5/tex-chtml.js
@@ -32,6 +32,15 @@ MATHJAX := book/node_modules/mathjax/es5/tex-chtml.js
 $(MATHJAX): book/package.json book/package-lock.json
 	npm ci --prefix book --no-audit --no-fund
 	touch $@
+
+# ESLint (pinned in the same lock) checks the figures' JavaScript, shipped as package
+# files in psanet_lite/viz/static/; book/eslint.config.mjs says what their closure provides.
+ESLINT := book/node_modules/.bin/eslint
+
+$(ESLINT): $(MATHJAX) ;
+
+lint-js: $(ESLINT)
+	$(ESLINT) --config book/eslint.config.mjs psanet_lite/viz/static
 
 # Notebooks run at build time and are cached (book/_build/.jupyter_cache): a second
 # build re-runs only changed notebooks. A failing cell or any Sphinx warning fails it.
@@ -52,9 +61,11 @@ chromium:
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not browser"
 
-# Unit tests, then the book (every notebook runs), then the built site in a browser.
+# Unit tests and the JavaScript linter, then the book (every notebook runs), then the
+# built site in a browser.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not browser"
+	$(MAKE) lint-js
 	$(MAKE) book
 	$(MAKE) chromium
 	$(BIN)/python -m pytest -q -m browser

@@ -43,11 +43,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psamask import device_description, time_call  # noqa: E402  (the benchmarks' one timer)
+from timing import device_description, matmul_rate, time_call
 
-from psanet_lite.build import build_model  # noqa: E402
-from psanet_lite.models.flops import count_flops  # noqa: E402
+from psanet_lite.build import build_model
+from psanet_lite.models.flops import count_flops
 
 CASES = {  # name: (preset, input (H, W), batch on CPU, batch on CUDA)
     "r50-512x1024": ("psanet_r50-d8_512x1024_40k_cityscapes", (512, 1024), 1, 1),
@@ -61,14 +60,6 @@ CUDA_VARIANTS = (  # (dtype label, autocast dtype or None, channels_last, compil
     ("bfloat16", torch.bfloat16, True, False),
     ("bfloat16", torch.bfloat16, True, True),
 )
-
-
-def matmul_rate(device, dtype, size, reps=10):
-    """Measured FLOP/s of a dense [size, size] x [size, size] matmul."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = time_call(lambda: a @ b, device, reps=reps, warmup=2)
-    return 2 * size**3 / seconds
 
 
 def flops_per_image(case):

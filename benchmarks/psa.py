@@ -6,12 +6,12 @@
 
 unfused = psa_aggregate(backend='dense'): psa_mask (its fastest backend here) into
 [N, HW, HW], softmax over dim 1, bmm, what every PSANet implementation runs.
-fused   = psa_aggregate(backend=None): the CUDA kernels on a GPU with CuPy, else the
-torch blocked-columns fallback; on a GPU also
+fused   = the memory-saving route PSAHead(fused=True) picks (ops/backends.py): the CUDA
+kernels on a GPU with CuPy, else the torch blocked-columns fallback; on a GPU also
 fused-torch = psa_aggregate(backend='torch'), the fallback, for comparison.
 Both in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
 
-Cases: the shapes PSAHead sees after the shrink (benchmarks/psamask.py SHAPES:
+Cases: the shapes PSAHead sees after the shrink (benchmarks/timing.py SHAPES:
 Cityscapes 512x1024 -> 32x64 mask 97, 769x769 -> 49x49 mask 97, ADE20K 32x32 mask 66,
 VOC 32x32 mask 97) at batch 2 and 8; with --full-res (default on a GPU) Cityscapes
 1024x2048 at output stride 8 without the shrink: 128x256 map with the presets'
@@ -21,7 +21,7 @@ would make it 17 GB, four times the matrix: book chapter 4, exercise 4);
 a case whose estimated memory exceeds what is free is skipped and says so.
 
 Measured per case and implementation:
-- time: median of --reps runs after a warm-up (benchmarks/psamask.py time_call:
+- time: median of --reps runs after a warm-up (benchmarks/timing.py time_call:
   CUDA events on a GPU, wall clock on CPU). forward under torch.no_grad();
   forward+backward = a training forward and backward(grad) into fresh .grad tensors.
 - peak: the most tensor memory alive at once during the call above what was alive
@@ -45,16 +45,14 @@ import argparse
 import datetime
 import os
 import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from psamask import (SHAPES, device_description, peak_bytes, synchronize, time_call,  # noqa: E402
-                     write_results)
+from timing import (SHAPES, copy_bandwidth, device_description, matmul_rate, peak_bytes, synchronize,
+                    time_call, write_results)
 
-from psanet_lite.ops import psa_aggregate  # noqa: E402
-from psanet_lite.ops.aggregate import _select_backend  # noqa: E402
+from psanet_lite.ops import psa_aggregate
+from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
 
 CHANNELS = 512
 FULL_RES = {"cityscapes-1024x2048-full": (128, 256, 97, 97)}  # (H, W, mh, mw)
@@ -72,20 +70,6 @@ def written_cells(height, width, mh, mw):
     return inside(height, mh) * inside(width, mw)
 
 
-def matmul_rate(device, dtype, reps):
-    n = 8192 if device.type == "cuda" else 1024
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n**3 / time_call(lambda: torch.mm(a, b), device, reps, warmup=2)
-
-
-def copy_rate(device, reps):
-    nbytes = (1 << 30) if device.type == "cuda" else (1 << 28)
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    return 2 * nbytes / time_call(lambda: dst.copy_(src), device, reps, warmup=2)
-
-
 def free_bytes(device):
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
@@ -95,6 +79,11 @@ def free_bytes(device):
 
 
 IMPLEMENTATIONS = {"unfused": "dense", "fused": None, "fused-torch": "torch"}
+
+
+def fused_backend(device):
+    """The route PSAHead(fused=True) runs: 'cupy' on CUDA when CuPy works, else 'torch'."""
+    return choose_backend(device, None, AGGREGATE_BACKENDS, save_memory=True)
 
 
 def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
@@ -107,7 +96,7 @@ def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
 
 
 def measure(impl, features, attention, mask, device, reps):
-    backend = IMPLEMENTATIONS[impl]
+    backend = IMPLEMENTATIONS[impl] or fused_backend(device)
     f = features.detach().requires_grad_()
     a = attention.detach().requires_grad_()
     grad = torch.randn_like(features)
@@ -156,7 +145,7 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
     }
     must_return = {"forward": feature_bytes, "forward_backward": feature_bytes + case["input_bytes"]}
     impls = ("unfused", "fused", "fused-torch") if device.type == "cuda" else ("unfused", "fused")
-    case["fused_backend"] = _select_backend(device, None)
+    case["fused_backend"] = fused_backend(device)
     for impl in impls:
         if impl == "fused-torch" and name in FULL_RES:
             # Seconds per call on an H100 (1.3 s forward at N=1): the comparison that
@@ -281,7 +270,11 @@ def main(argv=None):
     full_res = on_gpu if args.full_res is None else args.full_res
 
     load_before = os.getloadavg()[0]
-    machine = {"copy_bytes_per_s": copy_rate(device, reps), "matmul_flop_per_s": matmul_rate(device, dtype, reps)}
+    cuda = device.type == "cuda"
+    machine = {
+        "copy_bytes_per_s": copy_bandwidth(device, (1 << 30) if cuda else (1 << 28), reps),
+        "matmul_flop_per_s": matmul_rate(device, dtype, 8192 if cuda else 1024, reps),
+    }
     print(f"{device_description(device)}: copy {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s, "
           f"matmul {machine['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s ({args.dtype})", flush=True)
     work = [(name, *SHAPES[name], batch) for name in shapes for batch in batches]

@@ -28,116 +28,21 @@ dtype named unless float32) and the same table as Markdown beside it.
 
 import argparse
 import datetime
-import json
 import os
-import platform
-import statistics
 import sys
 import time
-from pathlib import Path
 
 import torch
+from timing import SHAPES, copy_bandwidth, device_description, peak_bytes, synchronize, time_call, write_results
 
 from psanet_lite.ops import available_backends, psa_mask
 from psanet_lite.ops.psa_mask_torch import psa_mask_indices
 
-SHAPES = {  # name: (H, W, mh, mw) of the shrunk feature map and the mask
-    "cityscapes-512x1024": (32, 64, 97, 97),
-    "cityscapes-769x769": (49, 49, 97, 97),
-    "ade20k-512x512": (32, 32, 66, 66),
-    "voc-512x512": (32, 32, 97, 97),
-}
 MODES = ("collect", "distribute")
 # Where the 'reference' backend runs by default: one shape, where the target
 # "torch at least 50x faster than reference" is checked.
 REFERENCE_CPU_CASE = ("ade20k-512x512", 2)
 SPEEDUP_TARGET = 50.0
-
-
-def device_label(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device).replace(" ", "-").lower()
-    return f"cpu-{torch.get_num_threads()}core"
-
-
-def device_description(device):
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{model}, {torch.get_num_threads()} torch threads"
-
-
-def synchronize(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_call(fn, device, reps, warmup):
-    """Median seconds of fn() over reps runs after `warmup` untimed runs."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(reps):
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn()
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) / 1e3)
-        else:
-            begin = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - begin)
-    return statistics.median(times)
-
-
-def cpu_peak_bytes(fn):
-    """Peak CPU tensor bytes alive during fn() above the level before it (torch.profiler)."""
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-
-    def walk(nodes):
-        for node in nodes:
-            yield node
-            yield from walk(node.children)
-
-    allocations = sorted(
-        (node for node in walk(prof.profiler.kineto_results.experimental_event_tree()) if node.tag == _EventType.Allocation),
-        key=lambda node: node.start_time_ns,
-    )
-    if not allocations:
-        return 0
-    first = allocations[0].extra_fields
-    baseline = first.total_allocated - first.alloc_size
-    return max(node.extra_fields.total_allocated for node in allocations) - baseline
-
-
-def peak_bytes(fn, device):
-    if device.type == "cuda":
-        synchronize(device)
-        before = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        fn()
-        synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    return cpu_peak_bytes(fn)
-
-
-def copy_bandwidth(device, nbytes=1 << 30, reps=10):
-    """Device-to-device copy bandwidth in bytes/s (bytes read + bytes written)."""
-    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device)
-    dst = torch.empty_like(src)
-    seconds = time_call(lambda: dst.copy_(src), device, reps, warmup=3)
-    return 2 * nbytes / seconds
 
 
 def measure(shape_name, batch, backend, mode, device, dtype, reps):
@@ -319,23 +224,6 @@ def main(argv=None):
             f"forward+backward {ratio['forward_backward']:.0f}x ({verdicts['forward_backward']})"
         )
     write_results(result, "\n".join(notes).rstrip() + "\n", "psamask", device, args.out)
-
-
-def write_results(result, text, script, device, out=None):
-    """Print the Markdown text; write result as JSON to out (default
-    benchmarks/results/<script>-<device>-<date>[-<dtype>].json, the dtype named unless
-    float32, so runs in two precisions on one day keep both files) and text beside it as .md."""
-    print()
-    print(text)
-    precision = "" if result.get("dtype", "float32") == "float32" else f"-{result['dtype']}"
-    out = Path(out) if out else (
-        Path(__file__).resolve().parent / "results"
-        / f"{script}-{device_label(device)}-{datetime.date.today().isoformat()}{precision}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    out.with_suffix(".md").write_text(text)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

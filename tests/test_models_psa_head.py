@@ -179,15 +179,6 @@ def test_psa_mask_backends_give_the_same_head_output():
         torch.testing.assert_close(_head(backend="reference")(x), _head(backend="torch")(x))
 
 
-def _psa_aggregate_available():
-    try:
-        from psanet_lite.ops import psa_aggregate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _psa_aggregate_available(), reason="psanet_lite.ops.psa_aggregate not written yet")
 @pytest.mark.parametrize("softmax, psa_softmax", [("reference", True), ("window", True), ("reference", False)])
 @pytest.mark.parametrize("psa_type", ["bi", "collect", "distribute"])
 def test_fused_head_equals_unfused(softmax, psa_softmax, psa_type):
@@ -223,6 +214,9 @@ def test_branch_structure_per_psa_type():
         (dict(shrink_factor=0), ValueError, "shrink_factor"),
         (dict(proj_padding=2), ValueError, "proj_padding"),
         (dict(compact=True, fused=True), ValueError, "compact"),
+        (dict(compact=True, backend="torch"), ValueError, "compact"),
+        (dict(fused=True, backend="dense"), ValueError, "fused=True needs backend"),
+        (dict(backend="triton"), ValueError, "backend must be None or one of"),
     ],
 )
 def test_bad_settings_are_rejected(kwargs, error, match):

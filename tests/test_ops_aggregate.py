@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from psanet_lite.ops import aggregate_cupy, aggregate_torch, cupy_runtime, psa_aggregate, psa_mask
-from psanet_lite.ops.aggregate import _select_backend
+from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
 
 
 def unfused(features, attention, mode, mask_size, softmax="reference", normalization_factor=1.0):
@@ -153,8 +153,9 @@ def test_float32_and_bfloat16_follow_float64():
         torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol)
 
 
-def test_default_backend_on_cpu_is_torch():
-    assert _select_backend(torch.device("cpu"), None) == "torch"
+def test_default_backend_on_cpu_is_dense_and_torch_saves_memory():
+    assert choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS) == "dense"
+    assert choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS, save_memory=True) == "torch"
 
 
 # Bad input: clear errors naming what was expected.
@@ -385,8 +386,9 @@ def _poison_allocator(nbytes):
 
 
 @gpu
-def test_cuda_default_backend_is_cupy():
-    assert _select_backend(torch.device("cuda"), None) == "cupy"
+def test_cuda_default_backend_is_dense_and_cupy_saves_memory():
+    assert choose_backend(torch.device("cuda"), None, AGGREGATE_BACKENDS) == "dense"
+    assert choose_backend(torch.device("cuda"), None, AGGREGATE_BACKENDS, save_memory=True) == "cupy"
 
 
 @gpu

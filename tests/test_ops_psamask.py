@@ -12,8 +12,7 @@ import torch
 from psanet_lite.ops import PSAMask, available_backends, psa_mask
 from psanet_lite.ops import cupy_runtime
 
-# The package exports the function psa_mask under the module's own name.
-psa_mask_module = importlib.import_module("psanet_lite.ops.psa_mask")
+backends = importlib.import_module("psanet_lite.ops.backends")
 
 
 def _backend_cases():
@@ -200,7 +199,7 @@ def test_cpu_backends_listed():
 def fresh_cupy_probe(monkeypatch):
     """Forget the cached probe results (and the warn-once flag) around a test."""
     cupy_runtime._probe.cache_clear()
-    monkeypatch.setattr(psa_mask_module, "_warned_cupy_unusable", False)
+    monkeypatch.setattr(backends, "_warned_cupy_unusable", False)
     yield
     cupy_runtime._probe.cache_clear()
 
@@ -225,10 +224,10 @@ def test_cupy_that_imports_but_cannot_allocate(fresh_cupy_probe):
 def test_unusable_cupy_warns_once_and_falls_back(fresh_cupy_probe, monkeypatch):
     monkeypatch.setattr(cupy_runtime, "cupy_status", lambda device: (False, "broken on purpose"))
     with pytest.warns(RuntimeWarning, match="broken on purpose"):
-        assert not psa_mask_module._cupy_usable(torch.device("cuda:0"))
+        assert not backends.cupy_usable(torch.device("cuda:0"))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert not psa_mask_module._cupy_usable(torch.device("cuda:0"))
+        assert not backends.cupy_usable(torch.device("cuda:0"))
 
 
 def test_kernel_source_found():

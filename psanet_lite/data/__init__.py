@@ -6,8 +6,8 @@
 
 Every dataset yields (tv_tensors.Image uint8 [3, H, W], tv_tensors.Mask int64
 [H, W]) before transforms, has ``classes``, ``palette`` ([K, 3] uint8),
-``num_classes`` and ``ignore_index`` (255), and ``read(i)`` for the
-untransformed pair.
+``num_classes`` and ``ignore_index`` (IGNORE_INDEX = 255, from data/labels.py, the
+home of label conventions and palettes), and ``read(i)`` for the untransformed pair.
 """
 from psanet_lite.data.ade20k import ADE20K
 from psanet_lite.data.cityscapes import Cityscapes

@@ -8,8 +8,8 @@ like mmsegmentation's reduce_zero_label, 0 becomes the ignore index 255.
 """
 from pathlib import Path
 
-from psanet_lite.data.labelled_files import IGNORE_INDEX, LabelledFiles, table_from_pairs
-from psanet_lite.viz.palette import label_palette
+from psanet_lite.data.labelled_files import IGNORE_INDEX, LabelledFiles, sorted_files, table_from_pairs
+from psanet_lite.data.labels import label_palette
 
 CLASSES = (
     "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane",
@@ -64,13 +64,7 @@ class ADE20K(LabelledFiles):
             root = root / "ADEChallengeData2016"
         image_root = root / "images" / SPLITS[split]
         label_root = root / "annotations" / SPLITS[split]
-        if not image_root.is_dir():
-            raise FileNotFoundError(
-                f"ADE20K folder {image_root} does not exist (expected "
-                f"ADEChallengeData2016/images/{SPLITS[split]}/*.jpg)"
-            )
-        images = sorted(image_root.glob("*.jpg"))
-        if not images:
-            raise FileNotFoundError(f"no .jpg images in {image_root}")
+        layout = f"ADEChallengeData2016/images/{SPLITS[split]}/*.jpg"
+        images = sorted_files(image_root, "*.jpg", "ADE20K", layout)
         samples = [(image, label_root / (image.stem + ".png")) for image in images]
         super().__init__(samples, transforms)

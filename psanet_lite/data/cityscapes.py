@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from torchvision.datasets import Cityscapes as TorchvisionCityscapes
 
-from psanet_lite.data.labelled_files import IGNORE_INDEX, LabelledFiles, table_from_pairs
+from psanet_lite.data.labelled_files import IGNORE_INDEX, LabelledFiles, sorted_files, table_from_pairs
 
 # torchvision carries the official label table (id, train_id, colour); train_id
 # 255 or -1 marks the ids left out of the 19-class evaluation.
@@ -61,15 +61,10 @@ class Cityscapes(LabelledFiles):
         root = Path(root)
         image_root = root / "leftImg8bit" / split
         label_root = root / "gtFine" / split
-        for folder in (image_root, label_root):
-            if not folder.is_dir():
-                raise FileNotFoundError(
-                    f"Cityscapes folder {folder} does not exist (expected "
-                    f"root/leftImg8bit/{split}/<city>/ and root/gtFine/{split}/<city>/)"
-                )
-        images = sorted(image_root.glob("*/*_leftImg8bit.png"))
-        if not images:
-            raise FileNotFoundError(f"no *_leftImg8bit.png files under {image_root}/<city>/")
+        layout = f"root/leftImg8bit/{split}/<city>/ and root/gtFine/{split}/<city>/"
+        images = sorted_files(image_root, "*/*_leftImg8bit.png", "Cityscapes", layout)
+        if not label_root.is_dir():
+            raise FileNotFoundError(f"Cityscapes folder {label_root} does not exist (expected {layout})")
         samples = [
             (
                 image,

@@ -8,8 +8,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from psanet_lite.data.files import check_same_size, read_image, read_label
-
-IGNORE_INDEX = 255
+from psanet_lite.data.labels import IGNORE_INDEX
 
 
 class LabelledFiles(Dataset):
@@ -22,7 +21,7 @@ class LabelledFiles(Dataset):
 
     Each item is ``transforms((image, mask))`` with image a tv_tensors.Image
     uint8 [3, H, W] and mask a tv_tensors.Mask int64 [H, W] of class indices
-    (or 255); without transforms the pair is returned as read.
+    (or IGNORE_INDEX, 255); without transforms the pair is returned as read.
     """
 
     classes: tuple[str, ...] = ()
@@ -71,6 +70,20 @@ class LabelledFiles(Dataset):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({len(self)} images, {self.num_classes} classes)"
+
+
+def sorted_files(folder: Path, pattern: str, dataset: str, layout: str) -> list[Path]:
+    """The files matching `pattern` in `folder`, sorted (a resumed run needs the same order).
+
+    Raises FileNotFoundError naming the expected `layout` when the folder is missing,
+    and the pattern when it holds no such file.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{dataset} folder {folder} does not exist (expected {layout})")
+    files = sorted(folder.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no {pattern} files in {folder}")
+    return files
 
 
 def table_from_pairs(pairs: dict[int, int]) -> np.ndarray:

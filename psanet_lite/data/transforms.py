@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from psanet_lite.configs.schema import IMAGENET_MEAN, IMAGENET_STD
+from psanet_lite.data.labels import IGNORE_INDEX
 
 
 def _uniform(low: float, high: float) -> float:
@@ -120,7 +121,7 @@ class RandomCropCatMax(v2.Transform):
         (32, 32)
     """
 
-    def __init__(self, size: tuple[int, int], cat_max_ratio: float = 0.75, ignore_index: int = 255):
+    def __init__(self, size: tuple[int, int], cat_max_ratio: float = 0.75, ignore_index: int = IGNORE_INDEX):
         super().__init__()
         self.size = tuple(size)
         self.cat_max_ratio = cat_max_ratio
@@ -214,7 +215,7 @@ class PadTo(v2.Transform):
         ((3, 8, 8), 255)
     """
 
-    def __init__(self, size: tuple[int, int], ignore_index: int = 255):
+    def __init__(self, size: tuple[int, int], ignore_index: int = IGNORE_INDEX):
         super().__init__()
         self.size = tuple(size)
         self.ignore_index = ignore_index
@@ -244,7 +245,7 @@ def normalize(mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
 
 
 def train_transforms(crop_size, scale=None, ratio_range=(0.5, 2.0), cat_max_ratio: float = 0.75,
-                     flip_prob: float = 0.5, photometric: bool = True, ignore_index: int = 255,
+                     flip_prob: float = 0.5, photometric: bool = True, ignore_index: int = IGNORE_INDEX,
                      mean=IMAGENET_MEAN, std=IMAGENET_STD) -> v2.Compose:
     """The configs' training pipeline for (image, mask) pairs.
 

@@ -9,7 +9,7 @@ Layout, as published plus the SBD conversion most codebases use:
 from pathlib import Path
 
 from psanet_lite.data.labelled_files import IGNORE_INDEX, LabelledFiles, table_from_pairs
-from psanet_lite.viz.palette import label_palette
+from psanet_lite.data.labels import label_palette
 
 CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",

@@ -23,6 +23,8 @@ number, including two of its quirks (see psa-semantics in the book):
 - the softmax runs over the zero-filled [HW, HW] buffer, so window cells outside the
   map still take an exp(0) share. `softmax='window'` restricts it to the cells that
   land inside the map (an option beyond the reference).
+The head holds the layers; the attention itself (mask, softmax, matrix product and
+the choice of implementation) is psanet_lite.ops.psa_aggregate.
 """
 
 import torch
@@ -30,11 +32,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from psanet_lite.models.conv_bn_relu import ConvBNReLU
-from psanet_lite.ops import psa_mask
-from psanet_lite.ops.psa_mask import resolve_mask_size
+from psanet_lite.ops import AGGREGATE_BACKENDS, psa_aggregate, psa_attention, resolve_mask_size
+from psanet_lite.ops.attention import check_softmax
+from psanet_lite.ops.backends import check_backend, choose_backend
 
 PSA_TYPES = ("collect", "distribute", "bi")
-SOFTMAXES = ("reference", "window")
+FUSED_BACKENDS = (None, "torch", "cupy")
 DIRECTIONS = ("collect", "distribute")
 
 
@@ -72,16 +75,17 @@ class PSAHead(nn.Module):
             sides are odd the shrunk side is (h-1)//s+1 with align_corners=True,
             otherwise h//s with align_corners=False (as in mmsegmentation).
         normalization_factor: the aggregated features are divided by it; None means mh*mw.
-        psa_softmax: normalise each position's attention with a softmax.
-        softmax: 'reference' (over the zero-filled [HW, HW] buffer, as published) or
-            'window' (over the window cells inside the map only).
+        psa_softmax: mmsegmentation's name; False means softmax=None.
+        softmax: 'reference' (over the zero-filled [HW, HW] buffer, as published),
+            'window' (over the window cells inside the map only) or None (no softmax).
         dropout: Dropout2d probability before the classifier.
         proj_padding: padding of the 1x1 projection; 1 as published, 0 for the authors'
             code. Published checkpoints load with either, but only 1 reproduces them.
         align_corners: used for resizing when shrink_factor is 1.
-        backend: PSAMask backend passed to psanet_lite.ops.psa_mask (None: automatic).
-        fused: compute mask + softmax + matrix product with psanet_lite.ops.psa_aggregate
-            instead of materialising the attention matrix (not with compact).
+        backend: psanet_lite.ops.psa_aggregate's backend: 'reference', 'dense',
+            'torch' or 'cupy'; None picks the fastest (see psanet_lite/ops/backends.py).
+        fused: with backend None, pick the memory-saving route that never stores the
+            attention matrix ('cupy' on CUDA when CuPy works, else 'torch'); not with compact.
 
     Input [N, in_channels, H, W] -> logits [N, num_classes, H, W].
 
@@ -114,8 +118,8 @@ class PSAHead(nn.Module):
             psa_type = "bi"
         if psa_type not in PSA_TYPES:
             raise ValueError(f"psa_type must be one of {PSA_TYPES} (or 'bi-direction'), got {psa_type!r}")
-        if softmax not in SOFTMAXES:
-            raise ValueError(f"softmax must be one of {SOFTMAXES}, got {softmax!r}")
+        check_softmax(softmax)
+        check_backend(backend, AGGREGATE_BACKENDS)
         if mask_size is None:
             raise ValueError("mask_size must be an int or a pair (mh, mw): the head needs mh*mw channels")
         mh, mw = resolve_mask_size(mask_size, 1, 1)
@@ -123,17 +127,16 @@ class PSAHead(nn.Module):
             raise ValueError(f"shrink_factor must be a positive int, got {shrink_factor!r}")
         if proj_padding not in (0, 1):
             raise ValueError(f"proj_padding must be 1 (published) or 0 (authors' code), got {proj_padding!r}")
-        if fused and compact:
-            raise ValueError("fused=True aggregates windowed masks; it does not apply to compact=True")
-        if fused:
-            _require_psa_aggregate()
+        if (fused or backend in ("torch", "cupy")) and compact:
+            raise ValueError("the fused routes aggregate windowed masks; they do not apply to compact=True")
+        if fused and backend not in FUSED_BACKENDS:
+            raise ValueError(f"fused=True needs backend None, 'torch' or 'cupy', got {backend!r}")
         self.psa_type = psa_type
         self.mask_size = (mh, mw)
         self.compact = compact
         self.shrink_factor = shrink_factor
         self.normalization_factor = float(mh * mw if normalization_factor is None else normalization_factor)
-        self.psa_softmax = psa_softmax
-        self.softmax = softmax
+        self.softmax = softmax if psa_softmax else None
         self.align_corners = align_corners
         self.backend = backend
         self.fused = fused
@@ -175,24 +178,45 @@ class PSAHead(nn.Module):
             return (height - 1) // s + 1, (width - 1) // s + 1, True
         return height // s, width // s, False
 
+    @property
+    def psa_softmax(self):
+        """mmsegmentation's name: True when the attention is softmaxed."""
+        return self.softmax is not None
+
     def forward(self, x):
         height, width = x.shape[-2:]  # x: [N, Cin, H, W]
-        h, w, align_corners = self.attention_grid(height, width)
+        backend = choose_backend(x.device, self.backend, AGGREGATE_BACKENDS, save_memory=self.fused)
         recorded, aggregated = {}, []
+        for direction, features, logits in self._branches(x):
+            if self.record_attention:
+                recorded[direction] = logits.detach()
+            aggregated.append(psa_aggregate(
+                features, logits, self._mode(direction), self.mask_size, self.softmax,
+                self.normalization_factor, backend, self.compact,
+            ))  # [N, C, h', w']
+        self.recorded_attention = recorded
+        _, _, align_corners = self.attention_grid(height, width)
+        out = self.project(torch.cat(aggregated, dim=1))  # [N, Cin, h'+2p, w'+2p]
+        out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=align_corners)
+        out = self.fuse(torch.cat([x, out], dim=1))  # [N, C, H, W]
+        return self.classifier(self.dropout(out))  # [N, num_classes, H, W]
+
+    def _branches(self, x):
+        """Yield (direction, features [N, C, h', w'], over-completed map [N, mh*mw, h', w'])."""
+        h, w, align_corners = self.attention_grid(*x.shape[-2:])
         for direction in self.directions:
             branch = getattr(self, direction)
             features = branch.reduce(x)  # [N, C, H, W]
             if self.shrink_factor != 1:
                 features = F.interpolate(features, size=(h, w), mode="bilinear", align_corners=align_corners)
-            logits = branch.attention(features)  # [N, mh*mw, h', w'], the over-completed map
-            if self.record_attention:
-                recorded[direction] = logits.detach()
-            aggregated.append(self._aggregate(features, logits, direction))  # [N, C, h', w']
-        self.recorded_attention = recorded
-        out = self.project(torch.cat(aggregated, dim=1))  # [N, Cin, h'+2p, w'+2p]
-        out = F.interpolate(out, size=(height, width), mode="bilinear", align_corners=align_corners)
-        out = self.fuse(torch.cat([x, out], dim=1))  # [N, C, H, W]
-        return self.classifier(self.dropout(out))  # [N, num_classes, H, W]
+            yield direction, features, branch.attention(features)
+
+    def _mode(self, direction):
+        """The ops mode of a direction. ops' compact layout follows mmsegmentation's 'bi' mode
+        (distribute transposed); a one-direction compact head transposes the other way round."""
+        if self.compact and self.psa_type != "bi":
+            return "distribute" if direction == "collect" else "collect"
+        return direction
 
     def attention_matrix(self, logits, direction):
         """Turn the over-completed map into the attention used by the matrix product.
@@ -207,63 +231,24 @@ class PSAHead(nn.Module):
             position t in the output at position s; each column sums to 1 when
             psa_softmax is on.
         """
-        n, channels, h, w = logits.shape
-        if self.compact:
-            if channels != h * w:
-                raise ValueError(
-                    f"compact=True needs mask_size with mh*mw == h'*w'; mask {self.mask_size} gives "
-                    f"{channels} channels but the attention map is {h}x{w} = {h * w}"
-                )
-            # mmsegmentation transposes collect in 'collect' mode but distribute in 'bi' mode.
-            transpose = direction == ("distribute" if self.psa_type == "bi" else "collect")
-            y = logits.reshape(n, h * w, h * w).transpose(1, 2).reshape(n, h * w, h, w) if transpose else logits
-        else:
-            y = psa_mask(logits, direction, self.mask_size, backend=self.backend)  # [N, HW, h', w']
-        if not self.psa_softmax:
-            return y
-        if self.softmax == "window" and not self.compact:
-            # Cells psa_mask wrote are exactly those a mask of ones marks with 1.
-            written = psa_mask(torch.ones_like(logits[:1]), direction, self.mask_size, backend=self.backend)
-            y = y.masked_fill(written == 0, float("-inf"))
-        return F.softmax(y, dim=1)
-
-    def _aggregate(self, features, logits, direction):
-        """features [N, C, h', w'], logits [N, mh*mw, h', w'] -> [N, C, h', w']."""
-        n, c, h, w = features.shape
-        if self.fused:
-            from psanet_lite.ops import psa_aggregate
-
-            softmax = self.softmax if self.psa_softmax else None
-            return psa_aggregate(
-                features,
-                logits,
-                direction,
-                mask_size=self.mask_size,
-                softmax=softmax,
-                normalization_factor=self.normalization_factor,
-            )
-        attention = self.attention_matrix(logits, direction).reshape(n, h * w, h * w)  # [N, HW, HW]
-        out = torch.bmm(features.reshape(n, c, h * w), attention)  # [N, C, HW]
-        return out.view(n, c, h, w) * (1.0 / self.normalization_factor)
+        return psa_attention(logits, self._mode(direction), self.mask_size, self.softmax, self.compact)
 
     @torch.no_grad()
-    def attention_maps(self):
-        """Attention matrices ``[N, h'*w', h', w']`` of the last forward run with record_attention on.
+    def attention_maps(self, x=None):
+        """Attention matrices ``[N, h'*w', h', w']`` per direction: of the stage-4 map `x`,
+        or without `x` of the last forward pass run with record_attention on.
 
         Returns a dict {'collect': ..., 'distribute': ...} with the directions this head has.
+
+        >>> head = PSAHead(in_channels=64, channels=16, num_classes=5, mask_size=7).eval()
+        >>> head.attention_maps(torch.randn(1, 64, 8, 8))["collect"].shape
+        torch.Size([1, 16, 4, 4])
         """
+        if x is not None:
+            return {d: self.attention_matrix(logits, d) for d, _, logits in self._branches(x)}
         if not self.recorded_attention:
             raise RuntimeError(
                 "no attention recorded: set record_attention = True before the forward pass "
                 "(or call PSANet.attention_maps(images))"
             )
         return {d: self.attention_matrix(logits, d) for d, logits in self.recorded_attention.items()}
-
-
-def _require_psa_aggregate():
-    try:
-        from psanet_lite.ops import psa_aggregate  # noqa: F401
-    except ImportError as error:
-        raise ImportError(
-            "fused=True needs psanet_lite.ops.psa_aggregate, which this installation lacks"
-        ) from error

@@ -73,12 +73,13 @@ class PSANet(nn.Module):
     def attention_maps(self, images=None):
         """The softmaxed collect/distribute attention, ``[N, h'*w', h', w']`` per direction.
 
-        With `images`, runs one forward pass in eval mode without gradients (the mode
-        is restored afterwards, BatchNorm statistics are untouched) and returns its
-        attention. Without, returns the attention of the last forward pass, which must
-        have run with `model.decode_head.record_attention = True` (no second forward
-        pass is made). Entry [n, t, y, x] is the weight position t
-        (flattened ``y'*w'+x'``) has in the output at (y, x) of the shrunk map.
+        With `images`, runs the backbone and the head's attention branches in eval mode
+        without gradients (the mode is restored afterwards, BatchNorm statistics are
+        untouched) and returns their attention. Without, returns the attention of the
+        last forward pass, which must have run with
+        `model.decode_head.record_attention = True` (no second forward pass is made).
+        Entry [n, t, y, x] is the weight position t (flattened ``y'*w'+x'``) has in the
+        output at (y, x) of the shrunk map.
 
         Example:
             >>> from psanet_lite.build import build_model
@@ -90,17 +91,17 @@ class PSANet(nn.Module):
         head = self.decode_head
         if not hasattr(head, "attention_maps"):
             raise ValueError(f"the decode head ({type(head).__name__}) has no attention")
-        if images is not None:
-            previous, was_training = head.record_attention, self.training
-            head.record_attention = True
-            self.eval()
-            try:
-                with torch.no_grad():
-                    self(images)
-            finally:
-                head.record_attention = previous
-                self.train(was_training)
-        return head.attention_maps()
+        if images is None:
+            return head.attention_maps()
+        self._check_images(images)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                _, stage4 = self.backbone(images)  # [N, C4, H/8, W/8]
+                return head.attention_maps(stage4)
+        finally:
+            self.train(was_training)
 
     def _check_images(self, images):
         if not isinstance(images, torch.Tensor):

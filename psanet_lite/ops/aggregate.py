@@ -58,8 +58,10 @@ Backward. With G = dL/dout and G' = G / nf:
             dP_k(q) = sum_c G'[c, q] F[c, r_k(q)]; without softmax dA = dP_k(q).
 
 Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU), 'cupy'
-(aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu) and 'dense' (the
-unfused composition above, the baseline the others are checked and timed against).
+(aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu), 'dense' (the unfused
+composition above, ops/attention.py, the baseline the others are checked and timed
+against) and 'reference' (the same on psa_mask's Python loops). ops/backends.py says
+which runs when none is named, and why.
 """
 
 import math
@@ -67,11 +69,10 @@ import numbers
 
 import torch
 
-from psanet_lite.ops import aggregate_torch, cupy_runtime
-from psanet_lite.ops.psa_mask import MODES, _cupy_usable, psa_mask, resolve_mask_size
-
-SOFTMAX_MODES = ("reference", "window", None)
-BACKENDS = ("torch", "cupy", "dense")
+from psanet_lite.ops import aggregate_torch
+from psanet_lite.ops.attention import check_softmax, psa_attention
+from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
+from psanet_lite.ops.psa_mask import MODES, resolve_mask_size
 
 
 def _check_tensor(name, x, layout):
@@ -83,7 +84,7 @@ def _check_tensor(name, x, layout):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
-def _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor):
+def _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor, compact):
     """Validate everything; return (mh, mw, scale)."""
     _check_tensor("features", features, "[N, C, H, W]")
     _check_tensor("attention", attention, "[N, mh*mw, H, W]")
@@ -103,13 +104,13 @@ def _check_inputs(features, attention, mode, mask_size, softmax, normalization_f
         )
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    if softmax not in SOFTMAX_MODES:
-        raise ValueError(f"softmax must be one of {SOFTMAX_MODES}, got {softmax!r}")
-    mh, mw = resolve_mask_size(mask_size, height, width)
+    check_softmax(softmax)
+    mh, mw = (height, width) if compact else resolve_mask_size(mask_size, height, width)
     if attention.shape[1] != mh * mw:
         raise ValueError(
-            f"attention must have mh*mw = {mh}*{mw} = {mh * mw} channels for mask_size {mask_size!r} "
-            f"on a {height}x{width} map, got {attention.shape[1]} (shape {tuple(attention.shape)})"
+            f"attention must have mh*mw = {mh}*{mw} = {mh * mw} channels for mask_size "
+            f"{'compact' if compact else repr(mask_size)} on a {height}x{width} map, "
+            f"got {attention.shape[1]} (shape {tuple(attention.shape)})"
         )
     if normalization_factor is None:
         normalization_factor = mh * mw
@@ -122,42 +123,22 @@ def _check_inputs(features, attention, mode, mask_size, softmax, normalization_f
     return mh, mw, 1.0 / normalization_factor
 
 
-def _select_backend(device, backend):
-    if backend is None:
-        # psa_mask's check: CuPy probed once per device, one warning when it cannot run.
-        return "cupy" if _cupy_usable(device) else "torch"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
-    if backend == "cupy":
-        if device.type != "cuda":
-            raise ValueError(f"backend 'cupy' needs CUDA tensors, got tensors on {device}")
-        ok, reason = cupy_runtime.cupy_status(device)
-        if not ok:
-            raise ValueError(f"backend 'cupy' is not usable on {device}: {reason}")
-    return backend
-
-
-def _aggregate_dense(features, attention, mode, mh, mw, softmax, scale):
-    """The unfused composition: [N, HW, HW] scores, softmax over dim 1, bmm."""
+def _aggregate_dense(features, attention, mode, mask_size, softmax, scale, compact, mask_backend):
+    """The unfused composition: [N, HW, HW] attention matrix, then bmm."""
     n, channels, height, width = features.shape
     hw = height * width
-    scores = psa_mask(attention, mode, (mh, mw)).view(n, hw, hw)          # [N, HW, HW]
-    if softmax == "window":
-        written = psa_mask(torch.ones_like(attention[:1]), mode, (mh, mw)).view(1, hw, hw) != 0
-        scores = scores.masked_fill(~written, float("-inf"))
-    if softmax is not None:
-        scores = torch.softmax(scores, dim=1)
-    out = torch.bmm(features.reshape(n, channels, hw), scores) * scale   # [N, C, HW]
+    weights = psa_attention(attention, mode, mask_size, softmax, compact, mask_backend)  # [N, HW, H, W]
+    out = torch.bmm(features.reshape(n, channels, hw), weights.view(n, hw, hw)) * scale  # [N, C, HW]
     return out.view(n, channels, height, width)
 
 
 def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference",
-                  normalization_factor=1.0, backend=None):
+                  normalization_factor=1.0, backend=None, compact=False):
     """Point-wise spatial attention: aggregate features with the over-completed map.
 
     Equal to `bmm(features.view(N, C, HW), softmax(psa_mask(attention, mode), dim=1))
-    * (1 / normalization_factor)` reshaped to [N, C, H, W], computed without the
-    [N, HW, HW] matrix (see the module docstring for the derivation).
+    * (1 / normalization_factor)` reshaped to [N, C, H, W]; the fused backends compute
+    it without the [N, HW, HW] matrix (see the module docstring for the derivation).
 
     Args:
         features: [N, C, H, W] floating-point tensor.
@@ -168,8 +149,10 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
             implementation does), 'window' (over the mask cells inside the map only)
             or None (the raw attention values are the weights).
         normalization_factor: positive number, or None for mh*mw.
-        backend: None ('cupy' on CUDA tensors when CuPy works, else 'torch'),
-            'torch', 'cupy' or 'dense' (the unfused composition).
+        backend: None (the fastest, 'dense': see ops/backends.py), 'reference',
+            'dense' (the unfused composition), 'torch' or 'cupy' (fused).
+        compact: attention has one channel per absolute position (H*W channels,
+            mmsegmentation's compact mode; see ops/attention.py); dense routes only.
 
     Returns:
         [N, C, H, W] tensor of the input dtype.
@@ -179,10 +162,13 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
         >>> psa_aggregate(features, attention, "collect", (9, 11)).shape
         torch.Size([2, 8, 5, 6])
     """
-    mh, mw, scale = _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor)
-    name = _select_backend(features.device, backend)
-    if name == "dense":
-        return _aggregate_dense(features, attention, mode, mh, mw, softmax, scale)
+    mh, mw, scale = _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor, compact)
+    name = choose_backend(features.device, backend, AGGREGATE_BACKENDS)
+    if name in ("dense", "reference"):
+        mask_backend = "reference" if name == "reference" else None
+        return _aggregate_dense(features, attention, mode, (mh, mw), softmax, scale, compact, mask_backend)
+    if compact:
+        raise ValueError(f"compact attention runs on the dense routes ('dense', 'reference'), not {name!r}")
     if name == "torch":
         return aggregate_torch.psa_aggregate_torch(features, attention, mode, mh, mw, softmax, scale)
     from psanet_lite.ops import aggregate_cupy

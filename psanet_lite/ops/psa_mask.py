@@ -12,24 +12,20 @@ with s = h*W + w, t = (h+i-hh)*W + (w+j-hw), hh = (mh-1)//2, hw = (mw-1)//2, for
 mask cell (i, j) whose target t lies inside the map; every other entry of Y is 0.
 This is exactly mmcv's PSAMask (even masks included: mask 4 covers offsets -1..2).
 
-Three backends compute the same numbers:
-  'reference'  Python loops over positions and mask cells, the paper's text in code;
-  'torch'      precomputed indices, one gather per pass (CPU and GPU);
-  'cupy'       a raw CUDA kernel (kernels/psamask.cu), CUDA tensors only.
+Three backends compute the same numbers: 'reference' (Python loops, the paper's text
+in code), 'torch' (one gather, CPU and GPU) and 'cupy' (a CUDA kernel); ops/backends.py
+says which runs by default and why.
 """
 
 import operator
-import warnings
 
 import torch
 from torch import nn
 
-from psanet_lite.ops import cupy_runtime, psa_mask_cupy, psa_mask_reference, psa_mask_torch
+from psanet_lite.ops import psa_mask_cupy, psa_mask_reference, psa_mask_torch
+from psanet_lite.ops.backends import PSA_MASK_BACKENDS, check_backend, choose_backend
 
 MODES = ("collect", "distribute")
-BACKENDS = ("reference", "torch", "cupy")
-
-_warned_cupy_unusable = False
 
 
 def resolve_mask_size(mask_size, height, width):
@@ -94,56 +90,6 @@ def _check_input(x, mask_size):
     return mh, mw
 
 
-def _cupy_usable(device):
-    """True when the CuPy kernel can run on `device`; warns once per process if not."""
-    global _warned_cupy_unusable
-    if device.type != "cuda":
-        return False
-    ok, reason = cupy_runtime.cupy_status(device)
-    if not ok and not _warned_cupy_unusable:
-        _warned_cupy_unusable = True
-        warnings.warn(
-            f"psanet_lite.ops: the 'cupy' backend is not used on {device} ({reason}); "
-            "falling back to 'torch'",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return ok
-
-
-def available_backends(device=None):
-    """Names of the backends usable now on `device` (default: the current CUDA device
-    if there is one, else the CPU).
-
-    'cupy' is listed only when CuPy allocates and launches a kernel on that device.
-
-    >>> available_backends(torch.device("cpu"))
-    ['reference', 'torch']
-    """
-    if device is None:
-        cuda = torch.cuda.is_available()
-        device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
-    device = torch.device(device)
-    names = ["reference", "torch"]
-    if device.type == "cuda" and cupy_runtime.cupy_status(device)[0]:
-        names.append("cupy")
-    return names
-
-
-def _select_backend(x, backend):
-    if backend is None:
-        return "cupy" if _cupy_usable(x.device) else "torch"
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
-    if backend == "cupy":
-        if x.device.type != "cuda":
-            raise ValueError(f"backend 'cupy' needs a CUDA tensor, got a tensor on {x.device}")
-        ok, reason = cupy_runtime.cupy_status(x.device)
-        if not ok:
-            raise ValueError(f"backend 'cupy' is not usable on {x.device}: {reason}")
-    return backend
-
-
 def psa_mask(x, mode, mask_size=None, backend=None):
     """Spread the over-completed attention map into the [HW, HW] attention matrix.
 
@@ -151,8 +97,8 @@ def psa_mask(x, mode, mask_size=None, backend=None):
         x: [N, mh*mw, H, W] floating-point tensor, the over-completed map.
         mode: 'collect' or 'distribute'.
         mask_size: None for (2H-1, 2W-1), an int for a square mask, or (mh, mw).
-        backend: None (the CuPy kernel on CUDA when it works, else 'torch'),
-            'reference', 'torch' or 'cupy'.
+        backend: None ('torch', the fastest: see ops/backends.py), 'reference',
+            'torch' or 'cupy'.
 
     Returns:
         [N, H*W, H, W] tensor; as an [N, HW, HW] matrix, row = channel index t
@@ -166,7 +112,7 @@ def psa_mask(x, mode, mask_size=None, backend=None):
     """
     _check_mode(mode)
     mh, mw = _check_input(x, mask_size)
-    name = _select_backend(x, backend)
+    name = choose_backend(x.device, backend, PSA_MASK_BACKENDS)
     if name == "reference":
         return psa_mask_reference.psa_mask_reference(x, mode, mh, mw)
     if name == "torch":
@@ -190,8 +136,7 @@ class PSAMask(nn.Module):
         _check_mode(mode)
         if mask_size is not None:
             mask_size = resolve_mask_size(mask_size, 1, 1)
-        if backend is not None and backend not in BACKENDS:
-            raise ValueError(f"backend must be None or one of {BACKENDS}, got {backend!r}")
+        check_backend(backend, PSA_MASK_BACKENDS)
         self.mode = mode
         self.mask_size = mask_size
         self.backend = backend

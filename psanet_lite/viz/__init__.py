@@ -6,7 +6,8 @@ overlays, and the receptive-field measurements the figures show.
 """
 
 from psanet_lite.viz.attention_figure import AttentionFigure, read_attention_data
-from psanet_lite.viz.palette import colorize_labels, colormap_lut, heatmap, label_palette, overlay
+from psanet_lite.data.labels import label_palette
+from psanet_lite.viz.palette import colorize_labels, colormap_lut, heatmap, overlay
 from psanet_lite.viz.receptive_field import (
     ReceptiveField,
     effective_area,

@@ -1,5 +1,5 @@
 """What the interactive figures share: turning arrays into compact text for the page,
-the HTML skeleton, and the JavaScript helpers that undo the encoding in the browser.
+the HTML skeleton around the figure's script and styles (static/*.js, static/*.css).
 
 A figure is one self-contained HTML fragment: a root <div> with a unique id, a
 <script type="application/json"> block holding every number the figure shows (masks
@@ -9,7 +9,9 @@ in JupyterLab after running the cell, in Colab, and in a saved .html file.
 """
 
 import base64
+import functools
 import html
+import importlib.resources
 import io
 import json
 import uuid
@@ -102,81 +104,23 @@ def new_element_id(kind):
     return f"psanet-{kind}-{uuid.uuid4().hex[:12]}"
 
 
-# Styles shared by all figures; scoped by the .psanet-fig class.
-CSS = """
-.psanet-fig { font: 13px/1.4 system-ui, sans-serif; color: inherit; margin: 0.5em 0 1em; outline: none; }
-.psanet-fig .psanet-fig-title { font-weight: 600; margin-bottom: 0.4em; }
-.psanet-fig .psanet-fig-controls { margin-bottom: 0.4em; }
-.psanet-fig .psanet-fig-panels { display: flex; flex-wrap: wrap; gap: 12px; }
-.psanet-fig .psanet-fig-panel { flex: 0 0 auto; margin: 0; }
-.psanet-fig .psanet-fig-stage { position: relative; overflow: hidden; cursor: crosshair;
-  background: #000; user-select: none; -webkit-user-select: none; }
-.psanet-fig .psanet-fig-stage img, .psanet-fig .psanet-fig-stage canvas {
-  position: absolute; left: 0; top: 0; width: 100%; height: 100%; max-width: none; margin: 0; }
-.psanet-fig .psanet-fig-stage img { filter: brightness(0.8); }
-/* "screen" adds the mask's light to the image: black (weight 0) leaves the image as it
-   is, so the mask canvas can stay opaque and keep exactly the colours it was given. */
-.psanet-fig .psanet-fig-stage canvas { mix-blend-mode: screen; }
-.psanet-fig .psanet-fig-stage.nearest img, .psanet-fig .psanet-fig-stage.nearest canvas {
-  image-rendering: pixelated; }
-.psanet-fig .psanet-fig-marker { position: absolute; box-sizing: border-box; border: 2px solid #0f0;
-  box-shadow: 0 0 0 1px #000; pointer-events: none; min-width: 4px; min-height: 4px; }
-.psanet-fig .psanet-fig-box { position: absolute; box-sizing: border-box; border: 2px dashed #fff;
-  box-shadow: 0 0 0 1px #000; pointer-events: none; }
-.psanet-fig .psanet-fig-dot { position: absolute; width: 3px; height: 3px; margin: -1px 0 0 -1px;
-  background: rgba(255, 255, 255, 0.7); pointer-events: none; }
-.psanet-fig .psanet-fig-caption { margin-top: 0.3em; opacity: 0.8; }
-.psanet-fig .psanet-fig-readout { margin-top: 0.4em; font-variant-numeric: tabular-nums; min-height: 2.8em; }
-"""
-
-# Helpers every figure script starts with; they run inside the figure's own closure.
-COMMON_JS = """
-function bytesFromBase64(text) {
-  const raw = atob(text);
-  const out = new Uint8Array(raw.length);
-  for (let i = 0; i < raw.length; i++) out[i] = raw.charCodeAt(i);
-  return out;
-}
-async function inflate(text) {
-  const stream = new Blob([bytesFromBase64(text)]).stream()
-    .pipeThrough(new DecompressionStream("deflate"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-function floatsFromBase64(text) {
-  return new Float32Array(bytesFromBase64(text).buffer);
-}
-function element(tag, className, parent) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (parent) parent.appendChild(node);
-  return node;
-}
-// Colour codes[offset .. offset + width*height) through the 256-colour table into canvas.
-function paintCodes(canvas, image, codes, offset, lut) {
-  const px = image.data;
-  for (let p = 0, n = canvas.width * canvas.height; p < n; p++) {
-    const c = 3 * codes[offset + p];
-    px[4 * p] = lut[c]; px[4 * p + 1] = lut[c + 1]; px[4 * p + 2] = lut[c + 2]; px[4 * p + 3] = 255;
-  }
-  canvas.getContext("2d").putImageData(image, 0, 0);
-}
-function fail(root, error) {
-  root.textContent = "This figure could not be drawn: " + error;
-}
-"""
+@functools.cache
+def static_text(name):
+    """The text of psanet_lite/viz/static/<name> (a .js or .css file shipped with the package)."""
+    return (importlib.resources.files("psanet_lite.viz") / "static" / name).read_text(encoding="utf-8")
 
 
 def render(element_id, kind, spec, script):
     """Assemble one figure fragment: root div, styles, JSON data block and script.
 
-    spec is JSON-serialisable; script is the figure's JS body, which may use the
-    names ROOT (the root element) and SPEC (the parsed data) plus COMMON_JS helpers.
+    spec is JSON-serialisable; script names the figure's file in static/, whose code
+    may use ROOT (the root element), SPEC (the parsed data) and static/common.js.
     """
     # "</" inside a <script> block would end it early; JSON allows "<\\/" instead.
     data = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/")
     return (
         f'<div id="{element_id}" class="psanet-fig psanet-fig-{kind}" tabindex="0">'
-        f"<style>{CSS}</style>"
+        f"<style>{static_text('figure.css')}</style>"
         '<div class="psanet-fig-placeholder">Interactive figure: it appears when the page '
         "runs JavaScript (in Jupyter: run the cell in a trusted notebook).</div>"
         f'<script type="application/json" id="{element_id}-data" data-psanet-figure="{kind}">'
@@ -184,9 +128,9 @@ def render(element_id, kind, spec, script):
         "<script>(function () {\n\"use strict\";\n"
         f"const ROOT = document.getElementById({json.dumps(element_id)});\n"
         f"const SPEC = JSON.parse(document.getElementById({json.dumps(element_id + '-data')}).textContent);\n"
-        f"{COMMON_JS}\n"
+        f"{static_text('common.js')}\n"
         'ROOT.querySelector(".psanet-fig-placeholder").remove();\n'
-        f"{script}\n"
+        f"{static_text(script)}\n"
         "})();</script></div>"
     )
 

@@ -21,126 +21,9 @@ import base64
 import numpy as np
 
 from psanet_lite.viz import _embed
-from psanet_lite.viz.palette import colormap_lut
+from psanet_lite.viz.figure import Figure, check_interpolation, picker_names
 
 BRANCHES = ("collect", "distribute")
-
-_SCRIPT = r"""
-const lut = bytesFromBase64(SPEC.lut);
-const ranges = floatsFromBase64(SPEC.ranges);
-const branches = SPEC.branches;
-if (SPEC.title) element("div", "psanet-fig-title", ROOT).textContent = SPEC.title;
-const controls = element("div", "psanet-fig-controls", ROOT);
-const panels = element("div", "psanet-fig-panels", ROOT);
-const readout = element("div", "psanet-fig-readout", ROOT);
-let picker = null;
-if (SPEC.images.length > 1) {
-  const label = element("label", "", controls);
-  label.textContent = "Image ";
-  picker = element("select", "", label);
-  SPEC.images.forEach((entry, k) => {
-    const option = element("option", "", picker);
-    option.value = String(k);
-    option.textContent = entry.name;
-  });
-}
-element("span", "", controls).textContent =
-  (picker ? "  " : "") + "Click a pixel (or use the arrow keys) to see its attention masks.";
-const views = branches.map((branch) => {
-  const panel = element("div", "psanet-fig-panel", panels);
-  panel.style.width = SPEC.display_width + "px";
-  const stage = element("div", "psanet-fig-stage" + (SPEC.nearest ? " nearest" : ""), panel);
-  const img = element("img", "", stage);
-  img.alt = "input image";
-  const canvas = element("canvas", "psanet-fig-mask", stage);
-  canvas.dataset.branch = branch;
-  canvas.style.opacity = String(SPEC.opacity);
-  const marker = element("div", "psanet-fig-marker", stage);
-  element("div", "psanet-fig-caption", panel).textContent = SPEC.captions[branch];
-  return { branch, stage, img, canvas, marker, image: null };
-});
-
-let masks = null;  // every image's codes, inflated once
-const state = { k: 0, h: 0, w: 0 };
-
-function showImage(k) {
-  const entry = SPEC.images[k];
-  for (const view of views) {
-    view.img.src = entry.src;
-    view.stage.style.height = Math.round(SPEC.display_width * entry.height / entry.width) + "px";
-    view.canvas.width = entry.map_width;
-    view.canvas.height = entry.map_height;
-    view.image = view.canvas.getContext("2d").createImageData(entry.map_width, entry.map_height);
-    view.marker.style.width = (100 / entry.map_width) + "%";
-    view.marker.style.height = (100 / entry.map_height) + "%";
-  }
-  state.k = k;
-}
-
-function redraw() {
-  const entry = SPEC.images[state.k];
-  const n = entry.map_height * entry.map_width;
-  const s = state.h * entry.map_width + state.w;
-  const parts = ["position (" + state.h + ", " + state.w + ") of the " +
-                 entry.map_height + "\u00d7" + entry.map_width + " feature map"];
-  views.forEach((view, b) => {
-    const offset = entry.offset + (b * n + s) * n;
-    paintCodes(view.canvas, view.image, masks, offset, lut);
-    view.marker.style.left = (100 * state.w / entry.map_width) + "%";
-    view.marker.style.top = (100 * state.h / entry.map_height) + "%";
-    let best = 0;
-    for (let t = 1; t < n; t++) if (masks[offset + t] > masks[offset + best]) best = t;
-    const r = 2 * (entry.range_offset + b * n + s);
-    parts.push(view.branch + ": largest weight " + ranges[r + 1].toPrecision(3) + " at (" +
-               Math.floor(best / entry.map_width) + ", " + (best % entry.map_width) + ")");
-  });
-  readout.textContent = parts.join(" \u00b7 ");
-  ROOT.dataset.selected = state.k + "," + state.h + "," + state.w;
-}
-
-function select(k, h, w) {
-  if (k !== state.k) showImage(k);
-  const entry = SPEC.images[k];
-  state.h = Math.min(Math.max(h, 0), entry.map_height - 1);
-  state.w = Math.min(Math.max(w, 0), entry.map_width - 1);
-  redraw();
-}
-
-for (const view of views) {
-  view.stage.addEventListener("click", (event) => {
-    const rect = view.stage.getBoundingClientRect();
-    const entry = SPEC.images[state.k];
-    select(state.k,
-           Math.floor((event.clientY - rect.top) / rect.height * entry.map_height),
-           Math.floor((event.clientX - rect.left) / rect.width * entry.map_width));
-    ROOT.focus({ preventScroll: true });
-  });
-}
-ROOT.addEventListener("keydown", (event) => {
-  const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-  const move = moves[event.key];
-  if (!move || !masks) return;
-  event.preventDefault();
-  select(state.k, state.h + move[0], state.w + move[1]);
-});
-if (picker) {
-  picker.addEventListener("change", () => {
-    const old = SPEC.images[state.k], entry = SPEC.images[Number(picker.value)];
-    // Keep the same relative place in the image when switching.
-    select(Number(picker.value),
-           Math.floor((state.h + 0.5) / old.map_height * entry.map_height),
-           Math.floor((state.w + 0.5) / old.map_width * entry.map_width));
-  });
-}
-
-inflate(SPEC.masks).then((codes) => {
-  masks = codes;
-  showImage(0);
-  const first = SPEC.images[0];
-  select(0, Math.floor(first.map_height / 2), Math.floor(first.map_width / 2));
-  ROOT.dataset.ready = "true";
-}).catch((error) => fail(ROOT, error));
-"""
 
 
 def _as_list(value, name, item_ndim):
@@ -153,7 +36,7 @@ def _as_list(value, name, item_ndim):
     return [array]
 
 
-class AttentionFigure:
+class AttentionFigure(Figure):
     """Interactive figure: click a pixel of an image, see its collect and distribute masks.
 
     Args:
@@ -185,6 +68,14 @@ class AttentionFigure:
         True
     """
 
+    KIND = "attention"
+    SCRIPT = "attention.js"
+    PAGE_TITLE = "PSANet attention"
+
+    def _describe(self):
+        shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
+        return f"{len(self.images)} image(s), maps {shapes}, branches {self.spec['branches']}"
+
     def __init__(self, images, collect, distribute=None, *, names=None, title=None, cmap="inferno",
                  opacity=0.9, display_width=300, interpolation="bilinear",
                  max_bytes=_embed.DEFAULT_MAX_BYTES):
@@ -201,13 +92,8 @@ class AttentionFigure:
                 raise ValueError(
                     f"got {len(self.images)} image(s) but {len(maps)} {branch} attention map(s)"
                 )
-        if names is None:
-            names = [f"image {k + 1}" for k in range(len(self.images))]
-        names = [str(n) for n in names]
-        if len(names) != len(self.images):
-            raise ValueError(f"got {len(self.images)} image(s) but {len(names)} name(s)")
-        if interpolation not in ("bilinear", "nearest"):
-            raise ValueError(f"interpolation must be 'bilinear' or 'nearest', got {interpolation!r}")
+        names = picker_names(names, len(self.images), "image")
+        check_interpolation(interpolation)
         if not 0.0 <= float(opacity) <= 1.0:
             raise ValueError(f"opacity must lie in 0..1, got {opacity!r}")
 
@@ -244,40 +130,19 @@ class AttentionFigure:
             "collect": "collect: how much the marked pixel gathers from each position",
             "distribute": "distribute: how much of the marked pixel's feature goes to each position",
         }
-        self.spec = {
-            "version": 1,
-            "title": title,
-            "branches": list(branches),
-            "captions": {b: captions[b] for b in branches},
-            "images": entries,
-            "masks": _embed.pack(np.concatenate(codes).tobytes()),
-            "ranges": _embed.base64_of(np.concatenate(ranges)),
-            "lut": _embed.base64_of(colormap_lut(cmap)),
-            "opacity": float(opacity),
-            "display_width": int(display_width),
-            "nearest": interpolation == "nearest",
-        }
-        self.nbytes = _embed.check_size(
-            self.to_html(), max_bytes,
-            "show fewer images, smaller attention maps, or pass a larger max_bytes",
+        self._finish(
+            {
+                "branches": list(branches),
+                "captions": {b: captions[b] for b in branches},
+                "images": entries,
+                "masks": _embed.pack(np.concatenate(codes).tobytes()),
+                "ranges": _embed.base64_of(np.concatenate(ranges)),
+            },
+            title=title, cmap=cmap, opacity=opacity, display_width=display_width,
+            interpolation=interpolation, max_bytes=max_bytes,
+            advice="show fewer images, smaller attention maps, or pass a larger max_bytes",
         )
 
-    def to_html(self):
-        """The figure as an HTML fragment with a fresh element id."""
-        return _embed.render(_embed.new_element_id("attention"), "attention", self.spec, _SCRIPT)
-
-    def _repr_html_(self):
-        return self.to_html()
-
-    def save(self, path, title="PSANet attention"):
-        """Write the figure as a standalone .html page (opens offline in any browser)."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(_embed.standalone_page(self.to_html(), title))
-
-    def __repr__(self):
-        shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
-        return (f"AttentionFigure({len(self.images)} image(s), maps {shapes}, "
-                f"branches {self.spec['branches']}, {self.nbytes / 1e3:.0f} kB)")
 
 
 def read_attention_data(figure):
@@ -291,12 +156,7 @@ def read_attention_data(figure):
         branch name a dict {"codes": uint8 [n, n], "values": float64 [n, n]}} where
         ``n = H'*W'`` and row s belongs to the pixel ``s = h*W' + w``.
     """
-    if isinstance(figure, AttentionFigure):
-        spec = figure.spec
-    elif isinstance(figure, str):
-        spec = _embed.spec_from_html(figure, "attention")
-    else:
-        spec = figure
+    spec = AttentionFigure.spec_of(figure)
     codes = np.frombuffer(_embed.unpack(spec["masks"]), dtype=np.uint8)
     ranges = np.frombuffer(base64.b64decode(spec["ranges"]), dtype="<f4")
     out = []

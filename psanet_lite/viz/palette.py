@@ -1,4 +1,5 @@
-"""Colours for figures: colormap look-up tables, label palettes and overlays.
+"""Colours for figures: colormap look-up tables, label colouring and overlays
+(the datasets' palettes are made in psanet_lite/data/labels.py).
 
 Everything here works on numpy arrays and returns uint8 RGB, so the same colours
 serve matplotlib figures, saved PNGs and the interactive HTML figures (which embed
@@ -6,6 +7,9 @@ the look-up table and colour pixels in the browser).
 """
 
 import numpy as np
+
+# Palettes belong with the data; psanet_lite.viz and this module re-export label_palette.
+from psanet_lite.data.labels import IGNORE_INDEX, label_palette
 
 
 def colormap_lut(name="inferno"):
@@ -26,29 +30,7 @@ def colormap_lut(name="inferno"):
     return np.round(rgba[:, :3] * 255).astype(np.uint8)
 
 
-def label_palette(num_classes):
-    """Distinct colours for class labels: [num_classes, 3] uint8.
-
-    The PASCAL VOC scheme: the bits of the class index are spread over the high
-    bits of R, G and B, so neighbouring indices get clearly different colours and
-    class 0 (background) is black.
-
-    >>> label_palette(3).tolist()
-    [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
-    """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    palette = np.zeros((num_classes, 3), dtype=np.uint8)
-    for label in range(num_classes):
-        bits = label
-        for plane in range(7, -1, -1):  # highest bit plane first
-            for channel in range(3):
-                palette[label, channel] |= ((bits >> channel) & 1) << plane
-            bits >>= 3
-    return palette
-
-
-def colorize_labels(labels, palette, ignore_index=255, ignore_color=(255, 255, 255)):
+def colorize_labels(labels, palette, ignore_index=IGNORE_INDEX, ignore_color=(255, 255, 255)):
     """Paint an integer label map: [H, W] ints -> [H, W, 3] uint8.
 
     Pixels equal to ignore_index get ignore_color; any other label must index palette.
