@@ -1,7 +1,7 @@
 """Which device a command or a training process runs on."""
 import torch
 
-DEVICES = ("cpu", "cuda")
+from psanet_lite.engine.options import DEVICES
 
 
 def pick_device(device: str | None = None, index: int = 0) -> torch.device:

@@ -7,6 +7,7 @@ import dataclasses
 from dataclasses import dataclass
 
 AMP_CHOICES = ("none", "bf16", "fp16")
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass
