@@ -23,6 +23,9 @@ class CheckpointReadError(ValueError):
     """The file is not a readable torch checkpoint (empty, truncated, another format)."""
 
 
+# torch.save writes a zip archive (b"PK"); files of torch < 1.6 are a pickle (protocol 2+: 0x80).
+_TORCH_FILE_STARTS = (b"PK", b"\x80")
+
 # What torch.load raises for a file that is not a whole checkpoint.
 _UNREADABLE = (EOFError, RuntimeError, zipfile.BadZipFile, ValueError,
                UnicodeDecodeError, AttributeError, ImportError, IndexError, KeyError, TypeError)
@@ -47,6 +50,11 @@ def safe_torch_load(path, trust_pickle=False, map_location="cpu"):
         raise FileNotFoundError(f"no checkpoint file at {path!r}")
     if os.path.getsize(path) == 0:
         raise CheckpointReadError(f"{path} is empty (0 bytes), not a checkpoint")
+    with open(path, "rb") as file:
+        start = file.read(2)
+    if not start.startswith(_TORCH_FILE_STARTS):
+        raise CheckpointReadError(f"{path} is not a torch checkpoint (it starts with {start!r}, "
+                                  "neither a zip archive nor a pickle)")
     try:
         return torch.load(path, map_location=map_location, weights_only=not trust_pickle)
     except pickle.UnpicklingError as error:

@@ -128,8 +128,8 @@ def run(args) -> int:
     from psanet_lite.data.files import read_image
     from psanet_lite.engine.device import pick_device
 
-    check_outputs({output_path(args.image, d, args.pixel, args.out_dir): args.image
-                   for d in ("collect", "distribute")}, [args.image, args.checkpoint])
+    check_outputs([(output_path(args.image, d, args.pixel, args.out_dir), args.image)
+                   for d in ("collect", "distribute")], [args.image, args.checkpoint])
     image = read_image(args.image)
     check_pixel(args.pixel, image)
     model = load_model(args, pick_device(args.device))

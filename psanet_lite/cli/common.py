@@ -116,11 +116,11 @@ def fraction(text: str) -> float:
     return value
 
 
-def check_outputs(outputs: dict, inputs) -> None:
+def check_outputs(outputs, inputs) -> None:
     """Refuse, before any work, outputs that would destroy a file.
 
     Args:
-        outputs: {output path: what it is made from} (e.g. the image it segments).
+        outputs: (output path, what it is made from) pairs, e.g. (out/x.png, a/x.png).
         inputs: paths the command reads (images, the checkpoint).
 
     Raises ValueError when an output is one of the inputs, when two sources
@@ -128,15 +128,15 @@ def check_outputs(outputs: dict, inputs) -> None:
     NotADirectoryError when an output's folder is a file.
 
     Example:
-        >>> check_outputs({"out/a.png": "x/a.png", "out/b.png": "x/b.png"}, ["x/a.png", "x/b.png"])
-        >>> check_outputs({"x/a.png": "x/a.png"}, ["x/a.png"])
+        >>> check_outputs([("out/a.png", "x/a.png"), ("out/b.png", "x/b.png")], ["x/a.png", "x/b.png"])
+        >>> check_outputs([("x/a.png", "x/a.png")], ["x/a.png"])
         Traceback (most recent call last):
         ...
         ValueError: x/a.png would be written over its own input; choose another --out-dir
     """
     inputs = {_identity(path): path for path in inputs}
     seen = {}
-    for output, source in outputs.items():
+    for output, source in outputs:
         key = _identity(output)
         if key in inputs:
             raise ValueError(f"{output} would be written over its own input; choose another --out-dir"

@@ -60,7 +60,7 @@ def run(args) -> int:
 
     if args.out:
         inputs = [args.checkpoint] + ([args.data_root] if args.data_root else [])
-        check_outputs({args.out: "the metrics"}, inputs)
+        check_outputs([(args.out, "the metrics")], inputs)
     place = init_distributed(args.device)
     try:
         model = load_model(args, place.device)

@@ -5,13 +5,12 @@ the class indices) and the colours over the image (DIR/NAME_overlay.png).
 Earlier results of the same names are replaced; an output that would land on
 one of the inputs (``--out-dir .`` beside the image), or two images that would
 write the same name (a/x.png and b/x.png), are refused before any work. An
-image that cannot be read is reported and skipped; the others are still
-segmented, and the command then exits with code 2.
+image that cannot be read is skipped; the others are still segmented, and the
+command then names the ones that failed and exits with code 2.
 
     psanet-lite predict street.png --checkpoint runs/r50/final.pt --out-dir predictions
 """
 import argparse
-import sys
 from pathlib import Path
 
 from psanet_lite.cli.common import USER_ERRORS, add_model_arguments, check_outputs, fraction, load_model, one_line
@@ -85,7 +84,7 @@ def output_paths(image, out_dir) -> tuple[Path, Path]:
 def run(args) -> int:
     from psanet_lite.engine.device import pick_device
 
-    check_outputs({out: image for image in args.images for out in output_paths(image, args.out_dir)},
+    check_outputs([(out, image) for image in args.images for out in output_paths(image, args.out_dir)],
                   [*args.images, args.checkpoint])
     device = pick_device(args.device)
     model = load_model(args, device)
@@ -95,12 +94,11 @@ def run(args) -> int:
         try:
             written = _segment_and_save(model, path, device, palette, args)
         except USER_ERRORS as error:
-            print(f"psanet-lite predict: {one_line(error)}", file=sys.stderr)
-            failed.append(str(path))
+            failed.append(one_line(error))
             continue
         print(f"{path} -> {', '.join(map(str, written))}")
-    if failed:
-        raise ValueError(f"{len(failed)} of {len(args.images)} images failed: {', '.join(failed)}")
+    if failed:  # reported once, at the end, on one line
+        raise ValueError(f"{len(failed)} of {len(args.images)} images failed: {'; '.join(failed)}")
     return 0
 
 
