@@ -34,7 +34,8 @@ from pathlib import Path
 
 import torch
 
-from psanet_lite.cli.train import parse_overrides
+from psanet_lite.configs import parse_overrides
+from psanet_lite.engine.options import AMP_CHOICES, DEVICES
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULTS = {
@@ -115,9 +116,9 @@ def markdown(rows) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--device", choices=DEVICES, default="cpu")
     parser.add_argument("--preset", action="append", help="preset to measure (repeatable; default per device)")
-    parser.add_argument("--amp", action="append", choices=("none", "bf16", "fp16"),
+    parser.add_argument("--amp", action="append", choices=AMP_CHOICES,
                         help="precisions to measure (repeatable; default per device)")
     parser.add_argument("--batch", type=int, help="images per step (default: the preset's batch_per_gpu)")
     parser.add_argument("--iterations", type=int, default=10)

@@ -9,8 +9,16 @@ The layers of the library, one folder each: ops (PSAMask, fused aggregation), mo
 configs, checkpoint, data, engine (training, evaluation), viz, cli.
 """
 from psanet_lite import configs
-from psanet_lite.build import build_model
 from psanet_lite.configs import get_config
 
 __version__ = "0.1.0"
 __all__ = ["build_model", "configs", "get_config", "__version__"]
+
+
+def __getattr__(name):
+    # build_model loads torch: imported on first use, so `psanet-lite --help` starts fast
+    if name == "build_model":
+        from psanet_lite.build import build_model
+
+        return build_model
+    raise AttributeError(f"module 'psanet_lite' has no attribute {name!r}")

@@ -45,7 +45,11 @@ def build_model(name_or_config=None, checkpoint=None, trust_pickle=False, **over
         state = checkpoint if isinstance(checkpoint, dict) else safe_torch_load(checkpoint, trust_pickle=trust_pickle)
     if name_or_config is None:
         if not is_native_checkpoint(state):
-            raise ValueError("give a preset name or Config (only psanet-lite checkpoints carry their own config)")
+            if checkpoint is None:
+                raise ValueError("give a preset name, a Config or a psanet-lite checkpoint")
+            where = "the checkpoint" if isinstance(checkpoint, dict) else checkpoint
+            raise ValueError(f"{where} carries no config (only psanet-lite checkpoints do): give its preset "
+                             "name or Config (--config PRESET on the command line)")
         config = Config.from_dict(state["config"])
     elif isinstance(name_or_config, Config):
         config = name_or_config

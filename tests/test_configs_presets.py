@@ -161,3 +161,33 @@ def test_dict_and_json_round_trip(name):
 
 def test_train_config_gpus():
     assert TrainConfig(batch_size=16, batch_per_gpu=4).gpus == 4
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"train.batch_size": 0}, "train.batch_size must be >= 1, got 0"),
+    ({"train.iterations": 2.5}, "train.iterations must be an integer, got 2.5"),
+    ({"train.iterations": True}, "train.iterations must be an integer, got True"),
+    ({"train.lr": "fast"}, "train.lr must be a finite number, got 'fast'"),
+    ({"train.optimizer": "adam"}, "train.optimizer must be one of ('sgd',), got 'adam'"),
+    ({"model.mask_size": (31, 31, 31)}, "model.mask_size must be a tuple of 2 integers"),
+    ({"model.fcn_channels": 0}, "model.fcn_channels must be >= 1, got 0"),
+    ({"model.dropout": 1.0}, "model.dropout must be < 1, got 1.0"),
+    ({"model.backbone": "vgg"}, "model.backbone must be one of ('resnetv1c', 'torchvision', 'lite'), got 'vgg'"),
+    ({"data.ratio_range": (2.0, 0.5)}, "data.ratio_range must be (low, high) with low <= high"),
+    ({"test.ms_ratios": ()}, "test.ms_ratios must be a tuple of numbers"),
+    ({"test.mode": "tiles"}, "test.mode must be one of ('whole', 'slide'), got 'tiles'"),
+    ({"name": 3}, "config.name must be a string, got 3"),
+])
+def test_every_field_is_checked_when_the_config_is_made(override, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        get_config("psanet_lite_context").replace(**override)
+
+
+def test_old_config_dicts_still_read():
+    # as a checkpoint stores them: lists for tuples (after JSON), ints where floats are meant
+    stored = json.loads(json.dumps(get_config("psanet_lite_context").to_dict()))
+    stored["train"]["lr"], stored["model"]["normalization_factor"] = 1, None
+    config = Config.from_dict(stored)
+    assert config.data.crop_size == (128, 128) and config.test.ms_ratios[0] == 0.5
+    assert config.train.lr == 1.0 and isinstance(config.train.lr, float)
+    assert config.model.normalization_factor is None and config.model.fcn_channels is None

@@ -58,3 +58,41 @@ def test_kill_and_resume_gives_the_same_weights(tmp_path):
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
     assert _losses(killed) == _losses(straight)  # every iteration logged once, same values
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_a_cut_log_line_and_temp_files(tmp_path, monkeypatch, capsys):
+    from psanet_lite import data
+    from psanet_lite.configs import get_config
+    from psanet_lite.engine.trainer import TrainOptions, train
+
+    monkeypatch.setitem(data.CONTEXT_LENGTHS, "train", 8)
+    config = get_config("psanet_lite_context", iterations=4, batch_size=2, batch_per_gpu=2, checkpoint_interval=2)
+    options = TrainOptions(workers=0, progress=False, evaluate=False, log_interval=1, keep_checkpoints=0,
+                           device="cpu")
+    train(config, tmp_path / "straight", options)
+
+    damaged = tmp_path / "damaged"
+    train(config, damaged, options)
+    newest = damaged / "checkpoints" / "iter_0000004.pt"
+    newest.write_bytes(newest.read_bytes()[:1000])  # a copy cut short
+    with (damaged / "log.jsonl").open("a") as log:
+        log.write('{"iteration": 5, "lo')  # a kill during an append
+    (damaged / "checkpoints" / ".tmp-abc123iter_0000006.pt").write_bytes(b"PK half")  # a kill during a save
+    capsys.readouterr()
+
+    train(config, damaged, TrainOptions(**{**vars(options), "resume": "auto"}))
+    out = capsys.readouterr().out
+    assert f"skipping unreadable checkpoint {newest} (cannot read checkpoint" in out
+    assert f"resuming from {damaged / 'checkpoints' / 'iter_0000002.pt'} at iteration 2" in out
+    assert not list((damaged / "checkpoints").glob(".tmp-*"))
+    assert _losses(damaged) == _losses(tmp_path / "straight")  # iterations 1-4 once each, same values
+    ours = load_checkpoint(damaged / "final.pt")["model"]
+    theirs = load_checkpoint(tmp_path / "straight" / "final.pt")["model"]
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+    assert oct(newest.stat().st_mode & 0o777) == oct(0o666 & ~_umask())  # rewritten, mode as any file
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

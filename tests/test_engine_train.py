@@ -51,9 +51,38 @@ def test_a_used_work_dir_needs_resume(tmp_path, tiny_context):
     train(tiny_context.replace(iterations=2), tmp_path, options)
     with pytest.raises(FileExistsError, match="--resume"):
         train(tiny_context.replace(iterations=2), tmp_path, options)
-    with pytest.raises(ValueError, match=r"train\.iterations: 2 in the checkpoint, 6 now"):
-        train(tiny_context.replace(iterations=6), tmp_path,
-              TrainOptions(workers=0, progress=False, evaluate=False, resume="auto"))
+    resume = TrainOptions(workers=0, progress=False, evaluate=False, resume="auto", log_interval=1)
+    with pytest.raises(ValueError, match=r"train\.lr: 0\.01 in the checkpoint, 0\.02 now"):
+        train(tiny_context.replace(iterations=2, lr=0.02), tmp_path, resume)
+    with pytest.raises(ValueError, match="at iteration 2: train.iterations must be at least that"):
+        train(tiny_context.replace(iterations=1), tmp_path, resume)
+
+
+def test_resume_with_more_iterations_extends_a_finished_run(tmp_path, tiny_context, capsys):
+    options = TrainOptions(workers=0, progress=False, evaluate=False, log_interval=1)
+    train(tiny_context.replace(iterations=2), tmp_path, options)
+    summary = train(tiny_context.replace(iterations=5), tmp_path,
+                    TrainOptions(workers=0, progress=False, evaluate=False, log_interval=1, resume="auto"))
+    out = capsys.readouterr().out
+    assert "extending the run from 2 to 5 iterations" in out
+    assert f"resuming from {tmp_path / 'checkpoints' / 'iter_0000002.pt'} at iteration 2" in out
+    assert summary["iterations"] == 5 and load_training_state(latest_checkpoint(tmp_path))["iteration"] == 5
+    records = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records] == [1, 2, 3, 4, 5]
+    # iterations 3-5 follow the poly schedule of a 5-iteration run (by hand, as above)
+    expected = [(0.01 - 1e-4) * (1 - i / 5) ** 0.9 + 1e-4 for i in (2, 3, 4)]
+    assert [r["lr"] for r in records[2:]] == pytest.approx(expected)
+
+
+def test_a_diverging_run_stops_and_keeps_its_good_checkpoints(tmp_path, tiny_context):
+    from psanet_lite.engine.trainer import NonFiniteLoss
+
+    options = TrainOptions(workers=0, progress=False, evaluate=False, keep_checkpoints=0)
+    with pytest.raises(NonFiniteLoss, match="training diverged: .* stopped without writing final.pt"):
+        train(tiny_context.replace(iterations=40, lr=1e6), tmp_path, options)
+    assert not (tmp_path / "final.pt").exists()
+    for path in (tmp_path / "checkpoints").glob("iter_*.pt"):
+        assert all(torch.isfinite(t).all() for t in load_checkpoint(path)["model"].values() if t.is_floating_point())
 
 
 def test_accumulation_makes_up_the_global_batch():

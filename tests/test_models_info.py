@@ -1,20 +1,16 @@
 """`psanet-lite info`: parameter count and FLOPs of a preset."""
 
-import argparse
 import json
 
 import pytest
 import torch
 
 from psanet_lite.build import build_model
-from psanet_lite.cli import info
+from psanet_lite.cli import main
 
 
 def _run(argv, capsys):
-    parser = argparse.ArgumentParser()
-    info.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    code = args.func(args)
+    code = main(argv)  # errors become one line on stderr and exit code 2
     return code, capsys.readouterr()
 
 

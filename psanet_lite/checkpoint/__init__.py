@@ -5,7 +5,7 @@
     from psanet_lite.checkpoint import atomic_save, load_backbone_weights
 """
 
-from psanet_lite.checkpoint.atomic import atomic_save
+from psanet_lite.checkpoint.atomic import atomic_save, remove_temporaries
 from psanet_lite.checkpoint.mismatch import CheckpointMismatchError, check_state_dict
 from psanet_lite.checkpoint.mmseg import export_mmseg, load_mmseg, mmseg_key_map
 from psanet_lite.checkpoint.native import (
@@ -15,10 +15,11 @@ from psanet_lite.checkpoint.native import (
     save_checkpoint,
 )
 from psanet_lite.checkpoint.pretrained import load_backbone_weights
-from psanet_lite.checkpoint.safe_load import UntrustedCheckpointError, safe_torch_load
+from psanet_lite.checkpoint.safe_load import CheckpointReadError, UntrustedCheckpointError, safe_torch_load
 
 __all__ = [
     "CheckpointMismatchError",
+    "CheckpointReadError",
     "UntrustedCheckpointError",
     "atomic_save",
     "check_state_dict",
@@ -29,6 +30,7 @@ __all__ = [
     "load_mmseg",
     "make_checkpoint",
     "mmseg_key_map",
+    "remove_temporaries",
     "safe_torch_load",
     "save_checkpoint",
 ]

@@ -8,21 +8,15 @@ writes over the image:
     DIR/NAME_distribute_Y_X.png  the weight the cell's features have in each
                                  position's output (its distribute mask)
 The pixel is marked with a cross. Heads with one direction write one file.
+Earlier results of the same names are replaced; an output that would land on
+an input is refused before any work.
 
     psanet-lite attention sample.png --pixel 40,100 --checkpoint runs/context/final.pt
 """
 import argparse
 from pathlib import Path
 
-import numpy as np
-import torch
-from PIL import Image
-
-from psanet_lite.cli.evaluate import add_model_arguments, load_model
-from psanet_lite.data.files import read_image
-from psanet_lite.data.transforms import build_eval_transforms
-from psanet_lite.engine.distributed import pick_device
-from psanet_lite.viz.palette import heatmap, overlay
+from psanet_lite.cli.common import add_model_arguments, check_outputs, load_model
 
 
 def parse_pixel(text: str) -> tuple[int, int]:
@@ -39,7 +33,7 @@ def parse_pixel(text: str) -> tuple[int, int]:
     return y, x
 
 
-def pixel_masks(model, image: torch.Tensor, pixel: tuple[int, int]) -> dict:
+def pixel_masks(model, image, pixel: tuple[int, int]) -> dict:
     """The collect / distribute masks of ``pixel`` for one image.
 
     Args:
@@ -52,10 +46,11 @@ def pixel_masks(model, image: torch.Tensor, pixel: tuple[int, int]) -> dict:
         weights the pixel's cell gathers with (column of the attention matrix),
         distribute: the weights its features arrive with everywhere (row).
     """
-    height, width = image.shape[-2:]
+    from psanet_lite.data.transforms import build_eval_transforms
+
+    check_pixel(pixel, image)
     y, x = pixel
-    if not (0 <= y < height and 0 <= x < width):
-        raise ValueError(f"--pixel {y},{x} lies outside the {height}x{width} (HxW) image")
+    height, width = image.shape[-2:]
     device = next(model.parameters()).device
     inputs = build_eval_transforms(model.config.data)(image)[None].to(device)  # [1, 3, h, w]
     maps = model.attention_maps(inputs)  # direction -> [1, h'*w', h', w']
@@ -71,9 +66,31 @@ def pixel_masks(model, image: torch.Tensor, pixel: tuple[int, int]) -> dict:
     return masks
 
 
-def draw_mask(image: torch.Tensor, mask: torch.Tensor, pixel, alpha: float = 0.6) -> np.ndarray:
+def check_pixel(pixel, image) -> None:
+    """Raise ValueError unless (y, x) lies inside ``image`` ([3, H, W]).
+
+    Example:
+        >>> import torch
+        >>> check_pixel((40, 0), torch.zeros(3, 32, 32))
+        Traceback (most recent call last):
+        ...
+        ValueError: --pixel 40,0 lies outside the 32x32 (HxW) image: y must be 0 to 31, x 0 to 31
+    """
+    height, width = image.shape[-2:]
+    y, x = pixel
+    if not (0 <= y < height and 0 <= x < width):
+        raise ValueError(f"--pixel {y},{x} lies outside the {height}x{width} (HxW) image: "
+                         f"y must be 0 to {height - 1}, x 0 to {width - 1}")
+
+
+def draw_mask(image, mask, pixel, alpha: float = 0.6):
     """The mask as a heat map, enlarged to the image (cells stay square), over
     it, with a cross at ``pixel``: [H, W, 3] uint8."""
+    import numpy as np
+    from PIL import Image
+
+    from psanet_lite.viz.palette import heatmap, overlay
+
     height, width = image.shape[-2:]
     colours = Image.fromarray(heatmap(mask.numpy())).resize((width, height), Image.NEAREST)
     picture = overlay(image.permute(1, 2, 0).numpy(), np.asarray(colours), alpha)
@@ -94,16 +111,32 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def output_path(image, direction: str, pixel, out_dir) -> Path:
+    """Where the ``direction`` mask of ``pixel`` in ``image`` is drawn.
+
+    Example:
+        >>> str(output_path("a/sample.png", "collect", (40, 100), "attention"))
+        'attention/sample_collect_40_100.png'
+    """
+    y, x = pixel
+    return Path(out_dir) / f"{Path(image).stem}_{direction}_{y}_{x}.png"
+
+
 def run(args) -> int:
-    device = pick_device(args.device)
-    model = load_model(args, device)
+    from PIL import Image
+
+    from psanet_lite.data.files import read_image
+    from psanet_lite.engine.device import pick_device
+
+    check_outputs([(output_path(args.image, d, args.pixel, args.out_dir), args.image)
+                   for d in ("collect", "distribute")], [args.image, args.checkpoint])
     image = read_image(args.image)
+    check_pixel(args.pixel, image)
+    model = load_model(args, pick_device(args.device))
     masks = pixel_masks(model, image, args.pixel)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    y, x = args.pixel
     for direction, mask in masks.items():
-        path = out_dir / f"{Path(args.image).stem}_{direction}_{y}_{x}.png"
+        path = output_path(args.image, direction, args.pixel, args.out_dir)
+        path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(draw_mask(image, mask, args.pixel)).save(path)
-        print(f"{direction} mask of pixel ({y}, {x}) -> {path}")
+        print(f"{direction} mask of pixel ({args.pixel[0]}, {args.pixel[1]}) -> {path}")
     return 0

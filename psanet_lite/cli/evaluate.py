@@ -13,27 +13,8 @@ import json
 import math
 from pathlib import Path
 
-from psanet_lite.build import build_model
-from psanet_lite.cli.train import add_override_argument, parse_overrides
-from psanet_lite.data import build_dataset
-from psanet_lite.engine.distributed import init_distributed, shutdown_distributed
-from psanet_lite.engine.evaluator import evaluate
-from psanet_lite.engine.run_log import json_safe
-
-
-def add_model_arguments(parser) -> None:
-    """--checkpoint, --config, --set and --device: what every inference command needs."""
-    parser.add_argument("--checkpoint", required=True, help="psanet-lite or mmsegmentation checkpoint")
-    parser.add_argument("--config", help="preset name; needed for mmsegmentation checkpoints")
-    add_override_argument(parser)
-    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda when available")
-
-
-def load_model(args, device):
-    """The model (eval mode, on ``device``) from --checkpoint / --config / --set."""
-    overrides = parse_overrides(args.overrides)
-    model = build_model(args.config, checkpoint=args.checkpoint, **overrides)
-    return model.to(device).eval()
+from psanet_lite.cli.common import add_model_arguments, check_outputs, load_model
+from psanet_lite.engine.options import default
 
 
 def register(subparsers) -> None:
@@ -44,8 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--split", default="val", choices=("train", "val", "test"))
     parser.add_argument("--ms-flip", action="store_true",
                         help="multi-scale (the preset's ratios) + flip test-time augmentation")
-    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
-    parser.add_argument("--out", help="also write the metrics as JSON to this file")
+    parser.add_argument("--workers", type=int, default=default("workers"), help="data-loading processes")
+    parser.add_argument("--out", help="also write the metrics as JSON to this file (checked before the work)")
     parser.set_defaults(func=run)
 
 
@@ -72,6 +53,14 @@ def _percent(value) -> str:
 
 
 def run(args) -> int:
+    from psanet_lite.data import build_dataset
+    from psanet_lite.engine.distributed import init_distributed, shutdown_distributed
+    from psanet_lite.engine.evaluator import evaluate
+    from psanet_lite.engine.run_log import json_safe
+
+    if args.out:
+        inputs = [args.checkpoint] + ([args.data_root] if args.data_root else [])
+        check_outputs([(args.out, "the metrics")], inputs)
     place = init_distributed(args.device)
     try:
         model = load_model(args, place.device)

@@ -7,11 +7,6 @@
 
 import argparse
 import json
-import sys
-
-from psanet_lite.build import build_model
-from psanet_lite.configs import get_config, names
-from psanet_lite.models.flops import count_flops
 
 
 def register(subparsers):
@@ -32,7 +27,9 @@ def _size(text):
     try:
         height, width = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must look like 512x1024, got {text!r}") from None
+        height = width = 0
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW with positive sides, e.g. 512x1024, got {text!r}")
     return height, width
 
 
@@ -42,6 +39,10 @@ def describe(name, size=None):
     >>> describe("psanet_lite_context")["flops_input_size"]
     [128, 128]
     """
+    from psanet_lite.build import build_model
+    from psanet_lite.configs import get_config
+    from psanet_lite.models.flops import count_flops
+
     config = get_config(name)
     model = build_model(config)  # random weights: only shapes matter here
     size = tuple(size or config.data.crop_size)
@@ -87,16 +88,13 @@ def _format(info):
 
 
 def run(args):
+    from psanet_lite.configs import names
+
     if args.list:
         print("\n".join(names()))
         return 0
     if not args.name:
-        print("psanet-lite info: give a preset name (psanet-lite info --list shows them)", file=sys.stderr)
-        return 2
-    try:
-        info = describe(args.name, args.size)
-    except ValueError as error:
-        print(f"psanet-lite info: {error}", file=sys.stderr)
-        return 2
+        raise ValueError("give a preset name (psanet-lite info --list shows them)")
+    info = describe(args.name, args.size)
     print(json.dumps(info, indent=2) if args.json else _format(info))
     return 0

@@ -8,6 +8,7 @@
 
 import difflib
 
+from psanet_lite.configs.overrides import parse_overrides
 from psanet_lite.configs.presets import PRESETS
 from psanet_lite.configs.schema import (
     Config,
@@ -55,4 +56,5 @@ __all__ = [
     "TrainConfig",
     "get_config",
     "names",
+    "parse_overrides",
 ]

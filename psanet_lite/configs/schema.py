@@ -18,13 +18,18 @@ returns a modified copy without touching the original:
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Optional, Tuple
+from typing import Literal
+
+from psanet_lite.configs.validation import check_fields, limited
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 pixel scale (mmsegmentation's img_norm_cfg)
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 BACKBONES = ("resnetv1c", "torchvision", "lite")
 DECODE_HEADS = ("psa", "fcn")
+PSA_TYPES = ("collect", "distribute", "bi", "bi-direction")  # 'bi-direction': mmsegmentation's name
+TEST_MODES = ("whole", "slide")
+OPTIMIZERS = ("sgd",)
 
 
 @dataclass
@@ -47,31 +52,30 @@ class ModelConfig:
         align_corners: for upsampling the logits to the input size.
     """
 
-    backbone: str = "resnetv1c"
+    backbone: Literal[BACKBONES] = "resnetv1c"
     depth: int = 50
-    backbone_weights: Optional[str] = None
-    in_channels: int = 3
-    decode_head: str = "psa"
-    channels: int = 512
-    psa_type: str = "bi"
+    backbone_weights: str | None = None
+    in_channels: int = limited(3, ge=1)
+    decode_head: Literal[DECODE_HEADS] = "psa"
+    channels: int = limited(512, ge=1)
+    psa_type: Literal[PSA_TYPES] = "bi"
     compact: bool = False
-    shrink_factor: int = 2
-    mask_size: Tuple[int, int] = (97, 97)
-    normalization_factor: Optional[float] = 1.0
+    shrink_factor: int = limited(2, ge=1)
+    mask_size: tuple[int, int] = limited((97, 97), ge=1)
+    normalization_factor: float | None = limited(1.0, gt=0)
     psa_softmax: bool = True
     softmax: str = "reference"
-    proj_padding: int = 1
-    psa_backend: Optional[str] = None
+    proj_padding: int = limited(1, ge=0)
+    psa_backend: str | None = None
     fused: bool = False
-    dropout: float = 0.1
-    fcn_channels: Optional[int] = None
+    dropout: float = limited(0.1, ge=0, lt=1)
+    fcn_channels: int | None = limited(None, ge=1)
     aux_head: bool = True
-    aux_channels: int = 256
+    aux_channels: int = limited(256, ge=1)
     align_corners: bool = False
 
     def __post_init__(self):
-        _check_choice("model.backbone", self.backbone, BACKBONES)
-        _check_choice("model.decode_head", self.decode_head, DECODE_HEADS)
+        check_fields(self, "model")
         if self.backbone != "lite":
             _check_choice("model.depth", self.depth, (50, 101))
 
@@ -92,21 +96,23 @@ class DataConfig:
     """
 
     dataset: str = "cityscapes"
-    num_classes: int = 19
-    crop_size: Tuple[int, int] = (512, 1024)
-    scale: Tuple[int, int] = (2048, 1024)
-    ratio_range: Tuple[float, float] = (0.5, 2.0)
-    cat_max_ratio: float = 0.75
-    flip_prob: float = 0.5
+    num_classes: int = limited(19, ge=1)
+    crop_size: tuple[int, int] = limited((512, 1024), ge=1)
+    scale: tuple[int, int] = limited((2048, 1024), ge=1)
+    ratio_range: tuple[float, float] = limited((0.5, 2.0), gt=0)
+    cat_max_ratio: float = limited(0.75, gt=0, le=1)
+    flip_prob: float = limited(0.5, ge=0, le=1)
     photometric_distortion: bool = True
-    ignore_index: int = 255
+    ignore_index: int = limited(255, ge=0)
     reduce_zero_label: bool = False
-    mean: Tuple[float, float, float] = IMAGENET_MEAN
-    std: Tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = limited(IMAGENET_STD, gt=0)
 
     def __post_init__(self):
-        if not isinstance(self.num_classes, int) or self.num_classes < 1:
-            raise ValueError(f"data.num_classes must be a positive int, got {self.num_classes!r}")
+        check_fields(self, "data")
+        low, high = self.ratio_range
+        if low > high:
+            raise ValueError(f"data.ratio_range must be (low, high) with low <= high, got {self.ratio_range!r}")
 
 
 @dataclass
@@ -116,29 +122,33 @@ class TrainConfig:
     lr(i) = (lr - min_lr) * (1 - i / iterations) ** lr_power + min_lr.
     batch_size is the total over all GPUs; batch_per_gpu what each one holds
     (the published runs used 4 GPUs). The loss is cross-entropy on the main logits plus
-    aux_weight times cross-entropy on the auxiliary logits.
+    aux_weight times cross-entropy on the auxiliary logits. eval_interval 0 turns the
+    periodic validation off; optimizer is 'sgd' (the only one the published runs use).
     """
 
-    iterations: int = 40000
-    batch_size: int = 8
-    batch_per_gpu: int = 2
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    lr_power: float = 0.9
-    min_lr: float = 1e-4
-    aux_weight: float = 0.4
+    iterations: int = limited(40000, ge=1)
+    batch_size: int = limited(8, ge=1)
+    batch_per_gpu: int = limited(2, ge=1)
+    optimizer: Literal[OPTIMIZERS] = "sgd"
+    lr: float = limited(0.01, gt=0)
+    momentum: float = limited(0.9, ge=0, lt=1)
+    weight_decay: float = limited(5e-4, ge=0)
+    lr_power: float = limited(0.9, ge=0)
+    min_lr: float = limited(1e-4, ge=0)
+    aux_weight: float = limited(0.4, ge=0)
     sync_bn: bool = True
-    eval_interval: int = 4000
-    checkpoint_interval: int = 4000
+    eval_interval: int = limited(4000, ge=0)
+    checkpoint_interval: int = limited(4000, ge=1)
 
     def __post_init__(self):
-        if self.batch_per_gpu < 1 or self.batch_size % self.batch_per_gpu:
+        check_fields(self, "train")
+        if self.batch_size % self.batch_per_gpu:
             raise ValueError(
                 f"train.batch_size ({self.batch_size}) must be a multiple of train.batch_per_gpu "
                 f"({self.batch_per_gpu})"
             )
+        if self.min_lr > self.lr:
+            raise ValueError(f"train.min_lr must be <= train.lr ({self.lr}), got {self.min_lr!r}")
 
     @property
     def gpus(self):
@@ -156,14 +166,14 @@ class TestConfig:
         ms_ratios, flip: the multi-scale + flip evaluation behind "mIoU(ms+flip)".
     """
 
-    mode: str = "whole"
-    crop_size: Optional[Tuple[int, int]] = None
-    stride: Optional[Tuple[int, int]] = None
-    ms_ratios: Tuple[float, ...] = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
+    mode: Literal[TEST_MODES] = "whole"
+    crop_size: tuple[int, int] | None = limited(None, ge=1)
+    stride: tuple[int, int] | None = limited(None, ge=1)
+    ms_ratios: tuple[float, ...] = limited((0.5, 0.75, 1.0, 1.25, 1.5, 1.75), gt=0)
     flip: bool = True
 
     def __post_init__(self):
-        _check_choice("test.mode", self.mode, ("whole", "slide"))
+        check_fields(self, "test")
         if self.mode == "slide" and (self.crop_size is None or self.stride is None):
             raise ValueError("test.mode 'slide' needs test.crop_size and test.stride")
 
@@ -178,12 +188,15 @@ class PublishedResult:
 
     miou: float
     miou_ms_flip: float
-    memory_gb: Optional[float]
-    fps: Optional[float]
+    memory_gb: float | None
+    fps: float | None
     device: str
     mmseg_config: str
     checkpoint_url: str
     log_url: str
+
+    def __post_init__(self):
+        check_fields(self, "published")
 
 
 @dataclass
@@ -195,8 +208,11 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     test: TestConfig = field(default_factory=TestConfig)
-    published: Optional[PublishedResult] = None
+    published: PublishedResult | None = None
     notes: str = ""
+
+    def __post_init__(self):
+        check_fields(self, "config")
 
     def to_dict(self):
         """Nested dict of builtins (tuples stay tuples), e.g. for a checkpoint or JSON."""
@@ -264,8 +280,7 @@ class Config:
         new = copy.deepcopy(self)
         for section, changes in updates.items():
             if changes:
-                setattr(new, section, dataclasses.replace(getattr(new, section), **_as_tuples(
-                    _SECTIONS[section], changes)))
+                setattr(new, section, dataclasses.replace(getattr(new, section), **changes))
         return dataclasses.replace(new, **top)
 
 
@@ -282,19 +297,13 @@ def _check_field(section, name):
     return name
 
 
-def _as_tuples(kind, values):
-    """Lists given for tuple-typed fields (e.g. from JSON) become tuples."""
-    tuple_fields = {f.name for f in dataclasses.fields(kind) if "Tuple" in str(f.type)}
-    return {k: tuple(v) if k in tuple_fields and isinstance(v, list) else v for k, v in values.items()}
-
-
 def _dataclass_from_dict(kind, values, where):
     if not isinstance(values, dict):
         raise TypeError(f"config section {where!r} must be a dict, got {type(values).__name__}")
     unknown = set(values) - _field_names(kind)
     if unknown:
         raise ValueError(f"unknown keys in config section {where!r}: {sorted(unknown)}")
-    return kind(**_as_tuples(kind, values))
+    return kind(**values)
 
 
 def _check_choice(what, value, choices):

@@ -30,7 +30,8 @@ def _open(path: Path, what: str) -> Image.Image:
 def read_image(path) -> tv_tensors.Image:
     """Read an image file as RGB.
 
-    Grayscale and RGBA files (ADE20K has a few) are converted to RGB.
+    Grayscale and RGBA files (ADE20K has a few) are converted to RGB; 16-bit
+    grayscale files are scaled to 8 bits (65535 -> 255).
 
     Returns:
         tv_tensors.Image, uint8, shape [3, H, W].
@@ -40,9 +41,19 @@ def read_image(path) -> tv_tensors.Image:
         >>> image.shape  # doctest: +SKIP
         torch.Size([3, 1024, 2048])
     """
-    picture = _open(Path(path), "image").convert("RGB")
-    array = np.asarray(picture, dtype=np.uint8)  # [H, W, 3]
+    picture = _open(Path(path), "image")
+    if picture.mode.startswith("I"):  # 16-bit (or 32-bit) gray: scale to 8 bits, not clip
+        picture = _gray_to_8_bits(picture, path)
+    array = np.asarray(picture.convert("RGB"), dtype=np.uint8)  # [H, W, 3]
     return tv_tensors.Image(torch.from_numpy(array.copy()).permute(2, 0, 1))
+
+
+def _gray_to_8_bits(picture: Image.Image, path) -> Image.Image:
+    values = np.asarray(picture).astype(np.int64)  # [H, W]
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"image {path} holds values outside 0-65535 (PIL mode {picture.mode!r}); "
+                         "expected an 8-bit or 16-bit image")
+    return Image.fromarray(np.round(values / 257).astype(np.uint8), mode="L")
 
 
 def read_label(path) -> np.ndarray:

@@ -2,21 +2,29 @@
 
     from psanet_lite.engine import train, TrainOptions, evaluate, segment
     from psanet_lite.engine import confusion_matrix, segmentation_metrics
-"""
-from psanet_lite.engine.evaluator import evaluate
-from psanet_lite.engine.inference import MS_RATIOS, segment, slide_inference, whole_inference
-from psanet_lite.engine.metrics import confusion_matrix, segmentation_metrics
-from psanet_lite.engine.trainer import TrainingInterrupted, TrainOptions, train
 
-__all__ = [
-    "MS_RATIOS",
-    "TrainOptions",
-    "TrainingInterrupted",
-    "confusion_matrix",
-    "evaluate",
-    "segment",
-    "segmentation_metrics",
-    "slide_inference",
-    "train",
-    "whole_inference",
-]
+Each name is imported from its module on first use (the table below says
+which), so that a light module such as engine.options loads without torch.
+"""
+import importlib
+
+_HOMES = {
+    "MS_RATIOS": "inference",
+    "TrainOptions": "options",
+    "TrainingInterrupted": "trainer",
+    "confusion_matrix": "metrics",
+    "evaluate": "evaluator",
+    "segment": "inference",
+    "segmentation_metrics": "metrics",
+    "slide_inference": "inference",
+    "train": "trainer",
+    "whole_inference": "inference",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'psanet_lite.engine' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"psanet_lite.engine.{_HOMES[name]}"), name)

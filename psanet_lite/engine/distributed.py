@@ -11,6 +11,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from psanet_lite.engine.device import pick_device
 from psanet_lite.engine.sync_batchnorm import convert_sync_batchnorm
 
 
@@ -52,22 +53,6 @@ def init_distributed(device: str | None = None) -> Distributed:
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if where.type == "cuda" else "gloo")
     return Distributed(rank, world_size, local_rank, where)
-
-
-def pick_device(device: str | None = None, index: int = 0) -> torch.device:
-    """'cpu', 'cuda' (GPU ``index``) or None (CUDA when available) as a torch.device.
-
-    Example:
-        >>> pick_device("cpu")
-        device(type='cpu')
-    """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device("cuda", index) if device == "cuda" else torch.device("cpu")
 
 
 def shutdown_distributed() -> None:

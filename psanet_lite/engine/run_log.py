@@ -7,6 +7,7 @@ event files go to work_dir/tensorboard/. Only the main process writes.
 """
 import json
 import math
+import os
 import time
 from pathlib import Path
 
@@ -16,8 +17,10 @@ class RunLog:
 
     On resume from iteration ``start``, records after ``start`` (written by the
     interrupted run past its last checkpoint) are dropped from the JSON-lines
-    file, so each iteration appears once. TensorBoard gets a new event file
-    and shows the overlap; its purge_step hides the stale points.
+    file, so each iteration appears once; a last line cut short by a kill is
+    dropped too, and the file is rewritten atomically (a second kill leaves the
+    old one). TensorBoard gets a new event file and shows the overlap; its
+    purge_step hides the stale points.
 
     Example:
         >>> log = RunLog("runs/demo")
@@ -30,12 +33,8 @@ class RunLog:
     def __init__(self, work_dir, start: int = 0):
         self.path = Path(work_dir) / "log.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if start > 0 and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("iteration", 0) <= start]
-            self.path.write_text("".join(line + "\n" for line in kept))
-        elif start == 0:
-            self.path.write_text("")
+        kept = [r for r in read_log(work_dir) if r.get("iteration", 0) <= start] if start > 0 else []
+        _replace_text(self.path, "".join(json.dumps(record) + "\n" for record in kept))
         # imported here: tensorboard takes a second to import and only training needs it
         from torch.utils.tensorboard import SummaryWriter
 
@@ -73,10 +72,29 @@ def json_safe(value):
 
 
 def read_log(work_dir) -> list[dict]:
-    """The records of work_dir/log.jsonl, in order.
+    """The records of work_dir/log.jsonl, in order ([] without a log).
+
+    A last line cut short (a run killed while appending) is left out; a bad
+    line before it is an error naming the file and the line.
 
     Example:
         >>> losses = [r["loss"] for r in read_log("runs/demo") if "loss" in r]  # doctest: +SKIP
     """
     path = Path(work_dir) / "log.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not path.is_file():
+        return []
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number < len(lines):
+                raise ValueError(f"{path} line {number} is not a JSON record: {line[:80]!r}") from None
+    return records
+
+
+def _replace_text(path: Path, text: str) -> None:
+    temporary = path.with_name(f".tmp-{path.name}")
+    temporary.write_text(text)
+    os.replace(temporary, path)

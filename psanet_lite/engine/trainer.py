@@ -14,7 +14,6 @@ import os
 import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from psanet_lite.build import build_model
-from psanet_lite.checkpoint import save_checkpoint
+from psanet_lite.checkpoint import remove_temporaries, save_checkpoint
 from psanet_lite.data import build_dataset, build_train_transforms
 from psanet_lite.engine.distributed import (
     init_distributed,
@@ -36,53 +35,34 @@ from psanet_lite.engine.distributed import (
 from psanet_lite.engine.evaluator import evaluate
 from psanet_lite.engine.loss import segmentation_loss
 from psanet_lite.engine.optim import build_optimizer
+from psanet_lite.engine.options import AMP_CHOICES, TrainOptions
 from psanet_lite.engine.run_log import RunLog
 from psanet_lite.engine.sampler import SeededSamples, StepSampler
 from psanet_lite.engine.training_state import (
     latest_checkpoint,
+    load_latest_training_state,
     load_training_state,
     rng_state,
     save_training_state,
     set_rng_state,
 )
 
-AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-@dataclass
-class TrainOptions:
-    """How to run (not what to learn: that is the Config).
-
-    Attributes:
-        data_root: folder of a real dataset (None for 'context').
-        resume: None, 'auto' (latest checkpoint in work_dir) or a checkpoint path.
-        device: 'cpu', 'cuda' or None (CUDA when available).
-        amp: 'none', 'bf16' or 'fp16' (fp16 with a gradient scaler).
-        seed: seeds model init, augmentation and data order.
-        workers: data-loading processes per training process.
-        deterministic: torch.use_deterministic_algorithms(True) (needed for
-            bitwise-equal reruns on GPU; CPU runs are repeatable without it).
-        log_interval: iterations between log records and progress-bar updates.
-        keep_checkpoints: training checkpoints kept in work_dir/checkpoints (0: all).
-        evaluate: evaluate on the val split every config.train.eval_interval iterations.
-        progress: show the tqdm progress bar.
-    """
-
-    data_root: str | None = None
-    resume: str | None = None
-    device: str | None = None
-    amp: str = "none"
-    seed: int = 0
-    workers: int = 2
-    deterministic: bool = False
-    log_interval: int = 10
-    keep_checkpoints: int = 3
-    evaluate: bool = True
-    progress: bool = True
+AMP_DTYPES = dict(zip(AMP_CHOICES, (None, torch.bfloat16, torch.float16)))
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training; the message says where the last checkpoint is."""
+    """Ctrl-C during training; the message says where the last checkpoint is.
+
+    Attributes iteration (steps done) and checkpoint (the newest on disk, or None).
+    """
+
+    def __init__(self, message, iteration, checkpoint):
+        super().__init__(message)
+        self.iteration, self.checkpoint = iteration, checkpoint
+
+
+class NonFiniteLoss(ValueError):
+    """The loss (or the weights) became NaN or infinite; training stopped there."""
 
 
 def seed_everything(seed: int) -> None:
@@ -124,27 +104,26 @@ def train(config, work_dir, options: TrainOptions | None = None) -> dict:
     Writes work_dir/checkpoints/iter_*.pt every config.train.checkpoint_interval
     iterations and at the end, work_dir/final.pt (weights + config, for
     ``psanet-lite eval``), work_dir/log.jsonl and work_dir/tensorboard/.
-    Raises TrainingInterrupted on Ctrl-C, naming the last checkpoint.
+    Resuming with a larger config.train.iterations than the checkpoint's
+    extends the run (the poly schedule is stretched to the new length).
+    Raises TrainingInterrupted on Ctrl-C, naming the last checkpoint, and
+    NonFiniteLoss at the first NaN or infinite loss (final.pt is not written;
+    the checkpoints before it are kept).
 
     Example:
         >>> summary = train(get_config("psanet_lite_context", iterations=20), "runs/tiny")  # doctest: +SKIP
     """
     options = options or TrainOptions()
-    if options.amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {tuple(AMP_DTYPES)}, got {options.amp!r}")
     work_dir = Path(work_dir)
-    resume_path = None
-    if options.resume == "auto":
-        resume_path = latest_checkpoint(work_dir)
-        if resume_path is None:
-            raise FileNotFoundError(f"--resume: no checkpoint in {work_dir / 'checkpoints'}")
-    elif options.resume is not None:
-        resume_path = Path(options.resume)
-    elif latest_checkpoint(work_dir) is not None:
+    if work_dir.exists() and not work_dir.is_dir():
+        raise NotADirectoryError(f"work dir {work_dir} is a file, not a folder")
+    if options.resume is None and latest_checkpoint(work_dir) is not None:
         raise FileExistsError(
             f"{work_dir} already holds checkpoints (latest {latest_checkpoint(work_dir)}); "
             "pass --resume to continue that run, or choose another --work-dir"
         )
+    if options.resume not in (None, "auto") and not Path(options.resume).is_file():
+        raise FileNotFoundError(f"--resume: no checkpoint file at {options.resume}")
     if options.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
@@ -152,132 +131,209 @@ def train(config, work_dir, options: TrainOptions | None = None) -> dict:
 
     place = init_distributed(options.device)
     try:
-        return _train(config, work_dir, options, place, resume_path)
+        return _Run(config, work_dir, options, place).run()
     finally:
         shutdown_distributed()
 
 
-def _train(config, work_dir, options, place, resume_path):
-    cfg = config.train
-    accumulation = accumulation_steps(cfg, place.world_size)
-    seed_everything(options.seed + place.rank)
-    model = build_model(config).to(place.device)
-    if cfg.sync_bn and place.world_size > 1:
-        model = synchronise_batchnorm(model, place.device)
-    optimizer, scheduler = build_optimizer(model, cfg)
-    amp_dtype = AMP_DTYPES[options.amp]
-    scaler = torch.amp.GradScaler(place.device.type, enabled=options.amp == "fp16")
+def _read_resume_state(work_dir, resume, is_main):
+    """(path, state) of the checkpoint to resume from (None, None for a fresh run)."""
+    if resume is None:
+        return None, None
+    if resume != "auto":
+        return Path(resume), load_training_state(resume)
+    path, state, skipped = load_latest_training_state(work_dir)
+    if is_main:
+        for note in skipped:
+            print(f"note: skipping unreadable checkpoint {note}")
+    return path, state
 
-    start, data_step = 0, 0
-    if resume_path is not None:
-        state = load_training_state(resume_path)
-        _check_same_config(state["config"], config.to_dict(), resume_path)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start, data_step = state["iteration"], state["data_step"]
+
+class _Run:
+    """One training run, step by step: setup (here), iterations, logging,
+    checkpoints, validation, the end."""
+
+    def __init__(self, config, work_dir, options, place):
+        self.config, self.cfg, self.work_dir, self.options, self.place = config, config.train, work_dir, options, place
+        self.accumulation = accumulation_steps(self.cfg, place.world_size)
+        seed_everything(options.seed + place.rank)
+        model = build_model(config).to(place.device)
+        if self.cfg.sync_bn and place.world_size > 1:
+            model = synchronise_batchnorm(model, place.device)
+        self.model = model
+        self.optimizer, self.scheduler = build_optimizer(model, self.cfg)
+        self.amp_dtype = AMP_DTYPES[options.amp]
+        self.scaler = torch.amp.GradScaler(place.device.type, enabled=options.amp == "fp16")
+        self.iteration, self.data_step = 0, 0
+        self.last_checkpoint, state = _read_resume_state(work_dir, options.resume, place.is_main)
+        if state is not None:
+            self._restore(state)
+        self.net = model
+        if place.world_size > 1:
+            ids = [place.device.index] if place.device.type == "cuda" else None
+            self.net = DistributedDataParallel(model, device_ids=ids)
+        self.batches = iter(self._loader())
+        self.val = None
+        if options.evaluate and self.cfg.eval_interval > 0:
+            self.val = build_dataset(config.data, "val", options.data_root)
+        self.summary = {}
+
+    def _restore(self, state):
+        """Continue from a training checkpoint (same config; iterations may grow)."""
+        path, place = self.last_checkpoint, self.place
+        _check_same_config(state["config"], self.config.to_dict(), path, state["iteration"])
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.iteration, self.data_step = state["iteration"], state["data_step"]
+        if place.is_main and state["config"]["train"]["iterations"] != self.cfg.iterations:
+            print(f"extending the run from {state['config']['train']['iterations']} to {self.cfg.iterations} "
+                  "iterations: the poly learning-rate schedule is stretched to the new length")
         if state["world_size"] != place.world_size and place.is_main:
-            print(f"note: {resume_path} was written by {state['world_size']} processes, this run has "
+            print(f"note: {path} was written by {state['world_size']} processes, this run has "
                   f"{place.world_size}; batches stay the same, random streams per process do not")
+        _stretch_schedule(self.optimizer, self.scheduler, self.cfg.iterations)
         set_rng_state(state["rng"][place.rank % len(state["rng"])])
+        if place.is_main:
+            print(f"resuming from {path} at iteration {self.iteration}")
 
-    net = model
-    if place.world_size > 1:
-        net = DistributedDataParallel(model, device_ids=[place.device.index] if place.device.type == "cuda" else None)
+    def _loader(self):
+        config, options, place = self.config, self.options, self.place
+        dataset = build_dataset(config.data, "train", options.data_root, build_train_transforms(config.data))
+        sampler = StepSampler(len(dataset), self.cfg.batch_per_gpu, place.rank, place.world_size,
+                              seed=options.seed, start_step=self.data_step)
+        return DataLoader(SeededSamples(dataset), batch_size=self.cfg.batch_per_gpu, sampler=sampler,
+                          num_workers=options.workers, pin_memory=place.device.type == "cuda",
+                          generator=torch.Generator().manual_seed(options.seed),
+                          persistent_workers=options.workers > 0)
 
-    dataset = build_dataset(config.data, "train", options.data_root, build_train_transforms(config.data))
-    sampler = StepSampler(len(dataset), cfg.batch_per_gpu, place.rank, place.world_size,
-                          seed=options.seed, start_step=data_step)
-    loader = DataLoader(SeededSamples(dataset), batch_size=cfg.batch_per_gpu, sampler=sampler,
-                        num_workers=options.workers, pin_memory=place.device.type == "cuda",
-                        generator=torch.Generator().manual_seed(options.seed),
-                        persistent_workers=options.workers > 0)
-    val = None
-    if options.evaluate and cfg.eval_interval > 0:
-        val = build_dataset(config.data, "val", options.data_root)
+    def run(self) -> dict:
+        """Iterate to config.train.iterations; write final.pt; return the summary."""
+        place, options = self.place, self.options
+        if place.is_main:
+            remove_temporaries(self.work_dir / "checkpoints")
+            remove_temporaries(self.work_dir)
+        self.log = RunLog(self.work_dir, start=self.iteration) if place.is_main else None
+        self.bar = tqdm(total=self.cfg.iterations, initial=self.iteration, desc=self.config.name,
+                        dynamic_ncols=True, disable=not (options.progress and place.is_main))
+        self._reset_window()
+        try:
+            self.net.train()
+            while self.iteration < self.cfg.iterations:
+                self._iterate()
+        except KeyboardInterrupt:
+            # Ask the disk, not last_checkpoint: Ctrl-C can land after a checkpoint's rename
+            # and before save_training_state returns. A file there is complete (written
+            # atomically), and it is the one --resume will pick up.
+            on_disk = latest_checkpoint(self.work_dir) or self.last_checkpoint
+            where = (f"the last checkpoint is {on_disk}" if on_disk is not None
+                     else "no checkpoint was written yet")
+            raise TrainingInterrupted(f"interrupted at iteration {self.iteration}; {where}",
+                                      self.iteration, on_disk) from None
+        finally:
+            self.bar.close()
+            if self.log is not None:
+                self.log.close()
+        if place.is_main:
+            miou = 100 * self.summary["mIoU"] if "mIoU" in self.summary else None
+            save_checkpoint(self.work_dir / "final.pt", self.model, self.config, miou=miou,
+                            metadata={"iterations": self.iteration, "seed": options.seed})
+        return {"iterations": self.iteration, "work_dir": str(self.work_dir),
+                "checkpoint": str(self.last_checkpoint), **self.summary}
 
-    log = RunLog(work_dir, start=start) if place.is_main else None
-    bar = tqdm(total=cfg.iterations, initial=start, desc=config.name, dynamic_ncols=True,
-               disable=not (options.progress and place.is_main))
-    last_checkpoint = resume_path
-    batches = iter(loader)
-    iteration = start
-    window_start, window_images, window_loss = time.perf_counter(), 0, torch.zeros((), device=place.device)
-    summary = {}
-    try:
-        net.train()
-        while iteration < cfg.iterations:
-            lr = optimizer.param_groups[0]["lr"]
-            for micro in range(accumulation):
-                images, masks = next(batches)
-                images = images.to(place.device, non_blocking=True)
-                masks = masks.to(place.device, non_blocking=True)
-                accumulate_only = place.world_size > 1 and micro < accumulation - 1
-                with net.no_sync() if accumulate_only else nullcontext():
-                    with torch.autocast(place.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                        output = net(images)
-                    loss = segmentation_loss(output, masks, cfg.aux_weight, config.data.ignore_index)["loss"]
-                    scaler.scale(loss / accumulation).backward()
-                window_loss += loss.detach() / accumulation
-                data_step += 1
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
-            scheduler.step()
-            iteration += 1
-            window_images += cfg.batch_size
-            bar.update(1)
+    def _iterate(self):
+        """One optimizer step, then whatever falls due at its iteration."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        loss = self._step()
+        self.iteration += 1
+        self.window_images += self.cfg.batch_size
+        self.bar.update(1)
+        if not torch.isfinite(loss):
+            self._stop_non_finite(f"the loss is {loss.item()} at iteration {self.iteration} (lr {lr:.3g})")
+        self.window_loss += loss
+        at_end = self.iteration == self.cfg.iterations
+        if self.iteration % self.options.log_interval == 0 or at_end:
+            self._log(lr)
+        if self.iteration % self.cfg.checkpoint_interval == 0 or at_end:
+            self._checkpoint()
+        if self.val is not None and (self.iteration % self.cfg.eval_interval == 0 or at_end):
+            self._validate()
 
-            if iteration % options.log_interval == 0 or iteration == cfg.iterations:
-                steps = options.log_interval if iteration % options.log_interval == 0 else iteration % options.log_interval
-                mean_loss = mean_over_processes(window_loss / steps).item()
-                speed = window_images / (time.perf_counter() - window_start)
-                if place.is_main:
-                    log.write(iteration, {"loss": mean_loss, "lr": lr, "images_per_s": speed})
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
-                window_start, window_images = time.perf_counter(), 0
-                window_loss.zero_()
+    def _step(self) -> torch.Tensor:
+        """Forward and backward over the accumulated micro-batches and one optimizer
+        step; returns the step's loss, averaged over processes (a 0-dim tensor)."""
+        place, net, accumulation = self.place, self.net, self.accumulation
+        step_loss = torch.zeros((), device=place.device)
+        for micro in range(accumulation):
+            images, masks = next(self.batches)
+            images = images.to(place.device, non_blocking=True)
+            masks = masks.to(place.device, non_blocking=True)
+            accumulate_only = place.world_size > 1 and micro < accumulation - 1
+            with net.no_sync() if accumulate_only else nullcontext():
+                with torch.autocast(place.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None):
+                    output = net(images)
+                loss = segmentation_loss(output, masks, self.cfg.aux_weight, self.config.data.ignore_index)["loss"]
+                self.scaler.scale(loss / accumulation).backward()
+            step_loss += loss.detach() / accumulation
+            self.data_step += 1
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        return mean_over_processes(step_loss)
 
-            if iteration % cfg.checkpoint_interval == 0 or iteration == cfg.iterations:
-                states = _gather_rng_states(place.world_size)
-                if place.is_main:
-                    last_checkpoint = save_training_state(
-                        work_dir, model, config, optimizer, scheduler, scaler, iteration, data_step,
-                        states, keep=options.keep_checkpoints)
-                window_start = time.perf_counter()  # the images/s figure counts training only
+    def _reset_window(self):
+        self.window_start, self.window_images = time.perf_counter(), 0
+        self.window_loss = torch.zeros((), device=self.place.device)
 
-            if val is not None and (iteration % cfg.eval_interval == 0 or iteration == cfg.iterations):
-                metrics = evaluate(model, val, config, place.device, rank=place.rank,
-                                   world_size=place.world_size)
-                net.train()
-                summary = {k: metrics[k] for k in ("aAcc", "mIoU", "mAcc", "IoU", "Acc")}
-                if place.is_main:
-                    log.write(iteration, summary, group="val")
-                    bar.write(f"iteration {iteration}: val mIoU {100 * metrics['mIoU']:.2f}  "
-                              f"aAcc {100 * metrics['aAcc']:.2f}")
-                window_start = time.perf_counter()
-    except KeyboardInterrupt:
-        # Ask the disk, not last_checkpoint: Ctrl-C can land after a checkpoint's rename
-        # and before save_training_state returns. A file there is complete (written
-        # atomically), and it is the one --resume will pick up.
-        on_disk = latest_checkpoint(work_dir) or last_checkpoint  # (a --resume PATH from elsewhere)
-        where = (f"the last checkpoint is {on_disk}" if on_disk is not None
-                 else "no checkpoint was written yet")
-        raise TrainingInterrupted(
-            f"interrupted at iteration {iteration}; {where}. "
-            f"Continue with: psanet-lite train {config.name} --work-dir {work_dir} --resume"
-        ) from None
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    def _log(self, lr):
+        interval = self.options.log_interval
+        steps = interval if self.iteration % interval == 0 else self.iteration % interval
+        mean_loss = (self.window_loss / steps).item()
+        speed = self.window_images / (time.perf_counter() - self.window_start)
+        if self.place.is_main:
+            self.log.write(self.iteration, {"loss": mean_loss, "lr": lr, "images_per_s": speed})
+            self.bar.set_postfix(loss=f"{mean_loss:.4f}", lr=f"{lr:.2e}", img_s=f"{speed:.1f}")
+        self._reset_window()
 
-    if place.is_main:
-        miou = 100 * summary["mIoU"] if "mIoU" in summary else None
-        save_checkpoint(work_dir / "final.pt", model, config, miou=miou,
-                        metadata={"iterations": iteration, "seed": options.seed})
-    return {"iterations": iteration, "work_dir": str(work_dir), "checkpoint": str(last_checkpoint), **summary}
+    def _checkpoint(self):
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._stop_non_finite(f"the weights hold NaN or infinite values at iteration {self.iteration}")
+        states = _gather_rng_states(self.place.world_size)
+        if self.place.is_main:
+            self.last_checkpoint = save_training_state(
+                self.work_dir, self.model, self.config, self.optimizer, self.scheduler, self.scaler,
+                self.iteration, self.data_step, states, keep=self.options.keep_checkpoints)
+        self.window_start = time.perf_counter()  # the images/s figure counts training only
+
+    def _validate(self):
+        place = self.place
+        metrics = evaluate(self.model, self.val, self.config, place.device, rank=place.rank,
+                           world_size=place.world_size, progress=self.options.progress and place.is_main)
+        self.net.train()
+        self.summary = {k: metrics[k] for k in ("aAcc", "mIoU", "mAcc", "IoU", "Acc")}
+        if place.is_main:
+            self.log.write(self.iteration, self.summary, group="val")
+            self.bar.write(f"iteration {self.iteration}: val mIoU {100 * metrics['mIoU']:.2f}  "
+                           f"aAcc {100 * metrics['aAcc']:.2f}")
+        self.window_start = time.perf_counter()
+
+    def _stop_non_finite(self, what):
+        kept = (f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint
+                else "no checkpoint was written")
+        raise NonFiniteLoss(f"training diverged: {what}; stopped without writing final.pt ({kept}). "
+                            "A smaller train.lr usually helps.")
+
+
+def _stretch_schedule(optimizer, scheduler, iterations: int) -> None:
+    """Make a resumed poly schedule run to ``iterations`` (a no-op when it already does)."""
+    decay = scheduler.lr_lambdas[0]
+    if decay.iterations == iterations:
+        return
+    decay.iterations = iterations
+    for group, base in zip(optimizer.param_groups, scheduler.base_lrs):
+        group["lr"] = base * decay(scheduler.last_epoch)
 
 
 def _flatten(tree, prefix=""):
@@ -286,12 +342,16 @@ def _flatten(tree, prefix=""):
     return {prefix[:-1]: tree}
 
 
-def _check_same_config(saved: dict, current: dict, path) -> None:
-    """Resuming continues the same experiment: refuse a changed config."""
+def _check_same_config(saved: dict, current: dict, path, iteration: int) -> None:
+    """Resuming continues the same experiment: refuse a changed config, except a
+    train.iterations beyond the checkpoint's iteration (that extends the run)."""
     saved, current = _flatten(saved), _flatten(current)
+    if current.get("train.iterations", 0) < iteration:
+        raise ValueError(f"{path} is at iteration {iteration}: train.iterations must be at least that to "
+                         f"resume, got {current.get('train.iterations')}")
     changed = [f"{k}: {saved.get(k)!r} in the checkpoint, {current.get(k)!r} now"
                for k in sorted(set(saved) | set(current))
-               if _as_lists(saved.get(k)) != _as_lists(current.get(k))]
+               if k != "train.iterations" and _as_lists(saved.get(k)) != _as_lists(current.get(k))]
     if changed:
         raise ValueError(f"{path} was trained with a different config; resume with the same "
                          "preset and --set options. Differences: " + "; ".join(changed))

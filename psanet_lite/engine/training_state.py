@@ -12,7 +12,9 @@ model weights + config, readable with weights_only) with these extra entries:
     world_size  processes the run used
 
 Files are written atomically (temporary file, fsync, rename), so a run killed
-while saving keeps its previous checkpoint intact.
+while saving keeps its previous checkpoint intact; should the newest file be
+damaged anyway (a full disk, a copy cut short), resuming falls back to the
+newest one that reads and names the one it skipped.
 """
 import random
 import re
@@ -65,11 +67,40 @@ def checkpoint_path(work_dir, iteration: int) -> Path:
     return Path(work_dir) / "checkpoints" / CHECKPOINT_NAME.format(iteration)
 
 
-def latest_checkpoint(work_dir) -> Path | None:
-    """The training checkpoint with the highest iteration in work_dir, or None."""
+def checkpoints_newest_first(work_dir) -> list[Path]:
+    """The training checkpoints in work_dir/checkpoints, highest iteration first."""
     folder = Path(work_dir) / "checkpoints"
     found = [(int(m.group(1)), p) for p in folder.glob("iter_*.pt") if (m := _CHECKPOINT_PATTERN.match(p.name))]
-    return max(found)[1] if found else None
+    return [path for _, path in sorted(found, reverse=True)]
+
+
+def latest_checkpoint(work_dir) -> Path | None:
+    """The training checkpoint with the highest iteration in work_dir, or None."""
+    found = checkpoints_newest_first(work_dir)
+    return found[0] if found else None
+
+
+def load_latest_training_state(work_dir) -> tuple[Path, dict, list[str]]:
+    """(path, state, skipped) of the newest training checkpoint in work_dir that reads.
+
+    ``skipped`` says, for each newer file that did not read, which and why.
+    Raises FileNotFoundError when there is no checkpoint, ValueError when none reads.
+
+    Example:
+        >>> load_latest_training_state("runs/empty")
+        Traceback (most recent call last):
+        ...
+        FileNotFoundError: no training checkpoint in runs/empty/checkpoints to resume from
+    """
+    skipped = []
+    for path in checkpoints_newest_first(work_dir):
+        try:
+            return path, load_training_state(path), skipped
+        except ValueError as error:  # unreadable, foreign or untrusted: try the one before
+            skipped.append(f"{path} ({error})")
+    if not skipped:
+        raise FileNotFoundError(f"no training checkpoint in {Path(work_dir) / 'checkpoints'} to resume from")
+    raise ValueError("no training checkpoint reads: " + "; ".join(skipped))
 
 
 def save_training_state(work_dir, model, config, optimizer, scheduler, scaler, iteration: int,

@@ -58,7 +58,7 @@ class PSANet(nn.Module):
         return self.backbone.output_stride * getattr(self.decode_head, "shrink_factor", 1)
 
     def forward(self, images):
-        self._check_images(images)
+        images = self._check_images(images)
         size = images.shape[-2:]
         stage3, stage4 = self.backbone(images)  # [N, C3, H/8, W/8], [N, C4, H/8, W/8]
         out = self._upsample(self.decode_head(stage4), size)  # [N, K, H, W]
@@ -122,3 +122,7 @@ class PSANet(nn.Module):
                 f"images must be at least {smallest}x{smallest} (output stride "
                 f"{self.backbone.output_stride} x shrink factor), got {tuple(images.shape[-2:])}"
             )
+        weights = next(self.parameters()).dtype
+        if images.dtype != weights and not torch.is_autocast_enabled(images.device.type):
+            images = images.to(weights)  # e.g. float64 or half pixels for float32 weights
+        return images
