@@ -93,7 +93,7 @@ class PSANet(nn.Module):
             raise ValueError(f"the decode head ({type(head).__name__}) has no attention")
         if images is None:
             return head.attention_maps()
-        self._check_images(images)
+        images = self._check_images(images)
         was_training = self.training
         self.eval()
         try:
