@@ -115,7 +115,7 @@ def main(argv):
     count = 0
     for path in paths:
         for index, problem in unbacked_claims(path):
-            print(f"{path.relative_to(BOOK.parent)} cell {index}: {problem}")
+            print(f"{path.resolve().relative_to(BOOK.parent)} cell {index}: {problem}")
             count += 1
     return 1 if count else 0
 
