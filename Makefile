@@ -59,16 +59,16 @@ chromium:
 
 # The tests that need no built site.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser"
+	$(BIN)/python -m pytest -q -m "not browser and not site"
 
 # Unit tests and the JavaScript linter, then the book (every notebook runs), then the
-# built site in a browser.
+# built site (its files, and in a browser).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser"
+	$(BIN)/python -m pytest -q -m "not browser and not site"
 	$(MAKE) lint-js
 	$(MAKE) book
 	$(MAKE) chromium
-	$(BIN)/python -m pytest -q -m browser
+	$(BIN)/python -m pytest -q -m "browser or site"
 
 clean-book:  # the site, its notebook cache and the book's cached training runs
 	rm -rf book/_build data/generated/book_runs
