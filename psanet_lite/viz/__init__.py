@@ -3,11 +3,13 @@ overlays, and the receptive-field measurements the figures show.
 
     AttentionFigure        click a pixel, see its collect and distribute masks
     ReceptiveFieldFigure   click an output position, see its receptive fields
+    psa_module_diagram     the PSA module drawn with one head's shapes (SVG)
 """
 
 from psanet_lite.viz.attention_figure import AttentionFigure, read_attention_data
 from psanet_lite.data.labels import label_palette
 from psanet_lite.viz.palette import colorize_labels, colormap_lut, heatmap, overlay
+from psanet_lite.viz.psa_module_diagram import psa_module_diagram
 from psanet_lite.viz.receptive_field import (
     ReceptiveField,
     effective_area,
@@ -27,6 +29,7 @@ __all__ = [
     "heatmap",
     "label_palette",
     "overlay",
+    "psa_module_diagram",
     "read_attention_data",
     "read_receptive_field_data",
     "theoretical_receptive_field",
