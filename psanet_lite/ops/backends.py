@@ -36,6 +36,7 @@ from psanet_lite.ops import cupy_runtime
 
 PSA_MASK_BACKENDS = ("reference", "torch", "cupy")
 AGGREGATE_BACKENDS = ("reference", "dense", "torch", "cupy")
+FUSED_BACKENDS = ("torch", "cupy")  # psa_aggregate's routes that never store the matrix
 
 _warned_cupy_unusable = False
 
@@ -87,7 +88,7 @@ def choose_backend(device, backend, choices, save_memory=False):
     check_backend(backend, choices)
     if backend is None:
         if save_memory:
-            return "cupy" if cupy_usable(device) else "torch"
+            return "cupy" if cupy_usable(device) else "torch"  # one of FUSED_BACKENDS
         return "dense" if "dense" in choices else "torch"
     if backend == "cupy":
         if device.type != "cuda":
