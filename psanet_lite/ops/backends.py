@@ -80,10 +80,13 @@ def choose_backend(device, backend, choices, save_memory=False):
         choices: PSA_MASK_BACKENDS or AGGREGATE_BACKENDS.
         save_memory: for None, pick a fused route ('cupy' when usable, else 'torch').
 
-    >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS)
-    'dense'
-    >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS, save_memory=True)
-    'torch'
+    Raises ValueError for an unknown name, or 'cupy' where CuPy cannot run.
+
+    Example:
+        >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS)
+        'dense'
+        >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS, save_memory=True)
+        'torch'
     """
     check_backend(backend, choices)
     if backend is None:
