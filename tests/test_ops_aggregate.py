@@ -432,3 +432,14 @@ def test_cuda_kernels_gradcheck():
     assert torch.autograd.gradcheck(
         lambda f, a: psa_aggregate(f, a, "distribute", (3, 4), backend="cupy"), (features, attention)
     )
+
+
+def test_compact_attention_runs_on_the_dense_routes_only():
+    features, attention = torch.randn(2, 3, 3, 4), torch.randn(2, 12, 3, 4)
+    # Compact collect: channel t at position s is the weight of t in the output at s.
+    expected = torch.bmm(features.view(2, 3, 12), attention.view(2, 12, 12).softmax(dim=1)).view(2, 3, 3, 4)
+    torch.testing.assert_close(psa_aggregate(features, attention, "collect", compact=True), expected)
+    transposed = attention.view(2, 12, 12).transpose(1, 2).reshape(2, 12, 3, 4)
+    torch.testing.assert_close(psa_aggregate(features, transposed, "distribute", compact=True), expected)
+    with pytest.raises(ValueError, match="compact attention runs on the dense routes"):
+        psa_aggregate(features, attention, "collect", compact=True, backend="torch")

@@ -1,4 +1,4 @@
-"""The wheel carries everything an installed psanet_lite needs, the CUDA sources included."""
+"""The wheel carries everything an installed psanet_lite needs, the CUDA sources and the figures' JavaScript and CSS included."""
 import subprocess
 import sys
 import zipfile
@@ -23,3 +23,7 @@ def test_wheel_ships_every_kernel_source(tmp_path):
     )
     unshipped = [p for p in packages if p not in names]
     assert not unshipped, f"wheel lacks packages {unshipped}: list them in pyproject.toml"
+    static = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "psanet_lite" / "viz" / "static").iterdir())
+    assert static, "psanet_lite/viz/static holds no file"
+    unshipped_static = [s for s in static if s not in names]
+    assert not unshipped_static, f"wheel lacks the figures' files {unshipped_static}: see package-data in pyproject.toml"

@@ -34,10 +34,9 @@ from torch import nn
 from psanet_lite.models.conv_bn_relu import ConvBNReLU
 from psanet_lite.ops import AGGREGATE_BACKENDS, psa_aggregate, psa_attention, resolve_mask_size
 from psanet_lite.ops.attention import check_softmax
-from psanet_lite.ops.backends import check_backend, choose_backend
+from psanet_lite.ops.backends import FUSED_BACKENDS, check_backend, choose_backend
 
 PSA_TYPES = ("collect", "distribute", "bi")
-FUSED_BACKENDS = (None, "torch", "cupy")
 DIRECTIONS = ("collect", "distribute")
 
 
@@ -127,9 +126,9 @@ class PSAHead(nn.Module):
             raise ValueError(f"shrink_factor must be a positive int, got {shrink_factor!r}")
         if proj_padding not in (0, 1):
             raise ValueError(f"proj_padding must be 1 (published) or 0 (authors' code), got {proj_padding!r}")
-        if (fused or backend in ("torch", "cupy")) and compact:
+        if (fused or backend in FUSED_BACKENDS) and compact:
             raise ValueError("the fused routes aggregate windowed masks; they do not apply to compact=True")
-        if fused and backend not in FUSED_BACKENDS:
+        if fused and backend is not None and backend not in FUSED_BACKENDS:
             raise ValueError(f"fused=True needs backend None, 'torch' or 'cupy', got {backend!r}")
         self.psa_type = psa_type
         self.mask_size = (mh, mw)

@@ -71,7 +71,7 @@ import torch
 
 from psanet_lite.ops import aggregate_torch
 from psanet_lite.ops.attention import check_softmax, psa_attention
-from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
+from psanet_lite.ops.backends import AGGREGATE_BACKENDS, FUSED_BACKENDS, choose_backend
 from psanet_lite.ops.psa_mask import MODES, resolve_mask_size
 
 
@@ -164,7 +164,7 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
     """
     mh, mw, scale = _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor, compact)
     name = choose_backend(features.device, backend, AGGREGATE_BACKENDS)
-    if name in ("dense", "reference"):
+    if name not in FUSED_BACKENDS:
         mask_backend = "reference" if name == "reference" else None
         return _aggregate_dense(features, attention, mode, (mh, mw), softmax, scale, compact, mask_backend)
     if compact:

@@ -36,6 +36,7 @@ from psanet_lite.ops import cupy_runtime
 
 PSA_MASK_BACKENDS = ("reference", "torch", "cupy")
 AGGREGATE_BACKENDS = ("reference", "dense", "torch", "cupy")
+FUSED_BACKENDS = ("torch", "cupy")  # psa_aggregate's routes that never store the matrix
 
 _warned_cupy_unusable = False
 
@@ -79,15 +80,18 @@ def choose_backend(device, backend, choices, save_memory=False):
         choices: PSA_MASK_BACKENDS or AGGREGATE_BACKENDS.
         save_memory: for None, pick a fused route ('cupy' when usable, else 'torch').
 
-    >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS)
-    'dense'
-    >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS, save_memory=True)
-    'torch'
+    Raises ValueError for an unknown name, or 'cupy' where CuPy cannot run.
+
+    Example:
+        >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS)
+        'dense'
+        >>> choose_backend(torch.device("cpu"), None, AGGREGATE_BACKENDS, save_memory=True)
+        'torch'
     """
     check_backend(backend, choices)
     if backend is None:
         if save_memory:
-            return "cupy" if cupy_usable(device) else "torch"
+            return "cupy" if cupy_usable(device) else "torch"  # one of FUSED_BACKENDS
         return "dense" if "dense" in choices else "torch"
     if backend == "cupy":
         if device.type != "cuda":
