@@ -1,4 +1,5 @@
-"""environment.yml (conda) and pyproject.toml must list the same packages."""
+"""environment.yml (conda) and pyproject.toml must list the same packages: the
+library's requirements and every extra."""
 import re
 import sys
 from pathlib import Path
@@ -24,8 +25,8 @@ def _split(requirement: str) -> tuple[str, str]:
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in ("cuda", "dev"):
-        requirements += project["optional-dependencies"][extra]
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
     return dict(_split(r) for r in requirements)
 
 
@@ -60,3 +61,14 @@ def test_environment_yml_matches_pyproject():
 
 def test_environment_yml_installs_the_project_itself():
     assert "      - -e ." in (ROOT / "environment.yml").read_text().splitlines()
+
+
+def test_the_library_requires_no_book_toolchain():
+    # `pip install psanet-lite` in Colab must not replace Colab's Jupyter stack.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {_split(r)[0] for r in project["dependencies"]}
+    toolchain = {"jupyter-book", "jupyterlab", "ipywidgets", "notebook", "pytest", "cupy-cuda12x"}
+    assert not required & toolchain, f"move {sorted(required & toolchain)} to an extra"
+    assert {"jupyter-book", "jupyterlab", "ipywidgets"} <= {
+        _split(r)[0] for r in project["optional-dependencies"]["book"]
+    }
