@@ -50,14 +50,16 @@ chromium:
 
 # The tests that need no built site.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser"
+	$(BIN)/python -m pytest -q -m "not browser and not colab"
 
-# Unit tests, then the book (every notebook runs), then the built site in a browser.
+# Unit tests, then the book (every notebook runs), then the built site in a browser,
+# then every chapter again as in a fresh Colab runtime (installed from the wheel).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser"
+	$(BIN)/python -m pytest -q -m "not browser and not colab"
 	$(MAKE) book
 	$(MAKE) chromium
 	$(BIN)/python -m pytest -q -m browser
+	$(BIN)/python -m pytest -q -m colab
 
 # The sdist and the wheel of the version in psanet_lite/__init__.py, into dist/.
 dist: $(STAMP)
