@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 NOTEBOOKS = sync_notebooks.notebooks()
-BADGE = re.compile(r"^\[!\[Open in Colab\]\((?P<image>[^)]+)\)\]\((?P<link>[^)]+)\)$")
+BADGE = re.compile(r'^<a href="(?P<link>[^"]+)"><img alt="Open in Colab" src="(?P<image>[^"]+)"/></a>$')
 
 
 def _toc_files():

@@ -101,16 +101,18 @@ def requirement():
 
 
 def badge_source(notebook):
-    """Markdown of the Colab badge for a notebook at path `notebook` (inside book/).
+    """Markdown (an HTML link) of the Colab badge for a notebook at path `notebook` (inside book/).
 
     The image is book/_static/colab-badge.svg inlined as a data: URI: an absolute source
-    that Colab can show, while the site loads nothing from other hosts.
+    that Colab can show, while the site loads nothing from other hosts. It is written as
+    HTML because Markdown parsers (markdown-it, hence MyST) refuse SVG data: URIs in
+    Markdown's image syntax.
     """
     notebook = Path(notebook).resolve()
     github_path = repository_url().removeprefix("https://github.com/")
     colab = f"https://colab.research.google.com/github/{github_path}/blob/{BRANCH}/{notebook.relative_to(ROOT).as_posix()}"
     svg = base64.b64encode((BOOK / "_static" / "colab-badge.svg").read_bytes()).decode("ascii")
-    return f"[![Open in Colab](data:image/svg+xml;base64,{svg})]({colab})"
+    return f'<a href="{colab}"><img alt="Open in Colab" src="data:image/svg+xml;base64,{svg}"/></a>'
 
 
 def budget_source(notebook):
