@@ -72,3 +72,42 @@ def test_the_library_requires_no_book_toolchain():
     assert {"jupyter-book", "jupyterlab", "ipywidgets"} <= {
         _split(r)[0] for r in project["optional-dependencies"]["book"]
     }
+
+
+# Import names that differ from the distribution's name.
+DISTRIBUTION_OF = {"PIL": "pillow", "cupy": "cupy-cuda12x"}
+
+
+def _third_party_imports():
+    """{top-level module: (is imported at module level somewhere, files)} over psanet_lite/."""
+    import ast
+
+    found = {}
+    for path in (ROOT / "psanet_lite").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for top in {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"psanet_lite"}:
+                eager, files = found.get(top, (False, set()))
+                found[top] = (eager or id(node) in module_level, files | {path.name})
+    return found
+
+
+def test_every_import_of_the_library_is_a_requirement_or_a_lazy_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {_split(r)[0] for r in project["dependencies"]}
+    extras = {_split(r)[0] for extra in project["optional-dependencies"].values() for r in extra}
+    imports = _third_party_imports()
+    assert {"torch", "numpy"} <= set(imports), "the scan found none of the library's imports"
+    for module, (eager, files) in sorted(imports.items()):
+        name = DISTRIBUTION_OF.get(module, module).lower()
+        if name not in required:
+            assert name in extras and not eager, (
+                f"{module} (imported in {sorted(files)}) is neither required by pyproject.toml nor an "
+                "extra imported inside the function that needs it")
