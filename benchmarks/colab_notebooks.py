@@ -134,16 +134,22 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800):
         (kernels / "kernel.json").write_text(json.dumps({
             "argv": [str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
             "display_name": "Python 3 (simulated Colab)", "language": "python"}))
-        os.environ["JUPYTER_PATH"] = str(Path(folder) / "jupyter")
         nb = nbformat.read(notebook, as_version=4)
         client = NotebookClient(nb, kernel_name="colab-sim", timeout=cell_timeout,
                                 resources={"metadata": {"path": str(content)}})
+        saved = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = str(Path(folder) / "jupyter")  # where the kernel spec is found
         start = time.perf_counter()
         error = None
         try:
             client.execute(env=env, cwd=str(content))
         except Exception as exc:  # a failing cell: keep its message, time the run all the same
             error = f"{type(exc).__name__}: {str(exc)[-2000:]}"
+        finally:
+            if saved is None:
+                del os.environ["JUPYTER_PATH"]
+            else:
+                os.environ["JUPYTER_PATH"] = saved
         seconds = time.perf_counter() - start
     setup = next(c for c in nb.cells if c.get("id") == psanet_book.SETUP_CELL_ID)
     seen = "".join(o.get("text", "") for o in setup.get("outputs", []) if o.get("name") == "stdout").strip()
