@@ -62,7 +62,8 @@ def test_notebook_starts_with_the_colab_badge(path):
     repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
     owner_name = repository.removeprefix("https://github.com/").rstrip("/")
     assert match["link"] == (
-        f"https://colab.research.google.com/github/{owner_name}/blob/main/{path.relative_to(ROOT).as_posix()}"
+        f"https://colab.research.google.com/github/{owner_name}/blob/v{sync_notebooks.psanet_book.version()}/"
+        f"{path.relative_to(ROOT).as_posix()}"
     )
     # An absolute source (Colab cannot resolve a path of the repository) that is not a
     # request to another host: the badge image itself, inlined.

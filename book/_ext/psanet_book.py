@@ -21,7 +21,6 @@ from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[1]
 ROOT = BOOK.parent
-BRANCH = "main"  # the branch Colab opens notebooks from
 BADGE_CELL_ID = "colab-badge"
 BUDGET_CELL_ID = "colab-budget"
 SETUP_CELL_ID = "colab-setup"
@@ -103,14 +102,16 @@ def requirement():
 def badge_source(notebook):
     """Markdown (an HTML link) of the Colab badge for a notebook at path `notebook` (inside book/).
 
-    The image is book/_static/colab-badge.svg inlined as a data: URI: an absolute source
+    The link opens the notebook of this book's release (the git tag v<version>), the
+    notebook that matches what its setup cell installs. The image is
+    book/_static/colab-badge.svg inlined as a data: URI: an absolute source
     that Colab can show, while the site loads nothing from other hosts. It is written as
     HTML because Markdown parsers (markdown-it, hence MyST) refuse SVG data: URIs in
     Markdown's image syntax.
     """
     notebook = Path(notebook).resolve()
     github_path = repository_url().removeprefix("https://github.com/")
-    colab = f"https://colab.research.google.com/github/{github_path}/blob/{BRANCH}/{notebook.relative_to(ROOT).as_posix()}"
+    colab = f"https://colab.research.google.com/github/{github_path}/blob/v{version()}/{notebook.relative_to(ROOT).as_posix()}"
     svg = base64.b64encode((BOOK / "_static" / "colab-badge.svg").read_bytes()).decode("ascii")
     return f'<a href="{colab}"><img alt="Open in Colab" src="data:image/svg+xml;base64,{svg}"/></a>'
 
