@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Notebooks and tests run on the CPU threads the machine has; keep BLAS from oversubscribing.
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: env book test unit lint-js clean-book chromium
+.PHONY: env book test unit lint-js dist clean-book chromium
 
 env: $(STAMP)
 
@@ -20,7 +20,7 @@ $(BIN)/uv:
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 
 $(STAMP): pyproject.toml uv.lock | $(if $(filter $(BIN)/uv,$(UV)),$(BIN)/uv)
-	$(UV) sync --frozen --extra dev --extra cuda
+	$(UV) sync --frozen --all-extras  # the library, the book toolchain, the tests, CuPy
 	touch $@
 
 # MathJax is served by the book itself (the site makes no request to other hosts):
@@ -59,16 +59,23 @@ chromium:
 
 # The tests that need no built site.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser and not site"
+	$(BIN)/python -m pytest -q -m "not browser and not site and not colab"
 
 # Unit tests and the JavaScript linter, then the book (every notebook runs), then the
-# built site (its files, and in a browser).
+# built site (its files, and in a browser), then every chapter again as in a fresh
+# Colab runtime (installed from the wheel).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser and not site"
+	$(BIN)/python -m pytest -q -m "not browser and not site and not colab"
 	$(MAKE) lint-js
 	$(MAKE) book
 	$(MAKE) chromium
 	$(BIN)/python -m pytest -q -m "browser or site"
+	$(BIN)/python -m pytest -q -m colab
+
+# The sdist and the wheel of the version in psanet_lite/__init__.py, into dist/.
+dist: $(STAMP)
+	rm -rf dist
+	$(UV) build --out-dir dist
 
 clean-book:  # the site, its notebook cache and the book's cached training runs
 	rm -rf book/_build data/generated/book_runs

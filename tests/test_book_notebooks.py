@@ -1,5 +1,7 @@
-"""The book's notebooks are committed clean and share one Colab header; the book's
+"""The book's notebooks are committed clean and share one Colab header (badge, budget,
+setup cell that installs this release); the book's
 configuration keeps the site offline and makes failing cells fail the build."""
+import base64
 import re
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
     tomllib = pytest.importorskip("tomli")
 
 NOTEBOOKS = sync_notebooks.notebooks()
-BADGE = re.compile(r"^\[!\[Open in Colab\]\((?P<image>[^)]+)\)\]\((?P<link>[^)]+)\)$")
+BADGE = re.compile(r'^<a href="(?P<link>[^"]+)"><img alt="Open in Colab" src="(?P<image>[^"]+)"/></a>$')
 
 
 def _toc_files():
@@ -52,7 +54,7 @@ def test_every_toc_entry_exists():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
-def test_notebook_starts_with_the_colab_badge_and_setup_cell(path):
+def test_notebook_starts_with_the_colab_badge(path):
     nb = nbformat.read(path, as_version=4)
     badge = nb.cells[0]
     assert badge.cell_type == "markdown" and badge.source == sync_notebooks.psanet_book.badge_source(path)
@@ -60,14 +62,51 @@ def test_notebook_starts_with_the_colab_badge_and_setup_cell(path):
     repository = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
     owner_name = repository.removeprefix("https://github.com/").rstrip("/")
     assert match["link"] == (
-        f"https://colab.research.google.com/github/{owner_name}/blob/main/{path.relative_to(ROOT).as_posix()}"
+        f"https://colab.research.google.com/github/{owner_name}/blob/v{sync_notebooks.psanet_book.version()}/"
+        f"{path.relative_to(ROOT).as_posix()}"
     )
-    assert (path.parent / match["image"]).resolve() == BOOK / "_static" / "colab-badge.svg"
-    assert (BOOK / "_static" / "colab-badge.svg").is_file()
+    # An absolute source (Colab cannot resolve a path of the repository) that is not a
+    # request to another host: the badge image itself, inlined.
+    prefix = "data:image/svg+xml;base64,"
+    assert match["image"].startswith(prefix)
+    assert base64.b64decode(match["image"][len(prefix):]) == (BOOK / "_static" / "colab-badge.svg").read_bytes()
 
-    first_code = next(c for c in nb.cells if c.cell_type == "code")
-    assert first_code.source == sync_notebooks.psanet_book.setup_source()
-    assert f"git+{repository}" in first_code.source and '"google.colab" in sys.modules' in first_code.source
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
+def test_budget_and_folded_setup_cell_follow_the_title(path):
+    nb = nbformat.read(path, as_version=4)
+    ids = [c.get("id") for c in nb.cells]
+    title = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("# "))
+    assert ids[title + 1:title + 3] == ["colab-budget", "colab-setup"], ids[:6]
+    assert all(c.cell_type == "markdown" for c in nb.cells[:title]), "a code cell runs before the setup cell"
+    budget, setup = nb.cells[title + 1], nb.cells[title + 2]
+    assert budget.source == sync_notebooks.psanet_book.budget_source(path)
+    assert setup.source == sync_notebooks.psanet_book.setup_source() and setup.metadata["tags"] == ["hide-input"]
+    typed = [c.get("id") for c in nb.cells if c.cell_type == "markdown" and "*Budget" in c.source]
+    assert typed == ["colab-budget"], f"budgets live in psanet_book.BUDGETS only, also typed in {typed}"
+
+
+def test_every_chapter_has_one_budget_and_no_budget_is_stale():
+    budgets = sync_notebooks.psanet_book.BUDGETS
+    assert sorted(budgets) == sorted(p.stem for p in NOTEBOOKS if p.parent.name == "chapters")
+    for name, budget in budgets.items():
+        assert budget["cpu_minutes"] > 0 and budget["trains"], name
+        line = sync_notebooks.psanet_book.budget_source(BOOK / "chapters" / f"{name}.ipynb")
+        assert f"at most {budget['cpu_minutes']} minutes on 2 CPU cores" in line
+        assert ("not measured yet" in line) == (budget["t4_minutes"] is None), line
+
+
+def test_setup_cell_installs_exactly_this_release():
+    source = sync_notebooks.psanet_book.setup_source()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    version = sync_notebooks.psanet_book.version()
+    assert re.search(r'^__version__ = "' + re.escape(version) + '"$',
+                     (ROOT / "psanet_lite" / "__init__.py").read_text(), re.M)
+    assert project["dynamic"] == ["version"], "the version must come from psanet_lite/__init__.py only"
+    assert '"google.colab" in sys.modules' in source
+    # Not on PyPI: the git tag of this version, from the one repository URL.
+    assert f'"psanet-lite[cuda] @ git+{project["urls"]["Repository"]}@v{version}"' in source
+    assert f'os.environ.get("{sync_notebooks.psanet_book.INSTALL_OVERRIDE}", ' in source
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
@@ -97,7 +136,7 @@ def test_notebook_shows_no_remote_images(path):
 
 
 def test_sync_script_repairs_a_notebook(tmp_path):
-    path = BOOK / "chapters" / "99_scratch.ipynb"  # never written: only used for the badge path
+    path = BOOK / "chapters" / "06_training.ipynb"  # never written: only its name is used
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# A chapter", id="title"),
@@ -105,9 +144,11 @@ def test_sync_script_repairs_a_notebook(tmp_path):
     ]
     nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="1\n")]
     nb.cells[1].execution_count = 3
+    nb.cells[0].source += "\n\n*Budget: typed into the chapter.*\n\nMore prose."
     synced = sync_notebooks.synced(nb, path)
-    assert [c.get("id") for c in synced.cells] == ["colab-badge", "title", "colab-setup", "work"]
-    assert synced.cells[3].outputs == [] and synced.cells[3].execution_count is None
+    assert [c.get("id") for c in synced.cells] == ["colab-badge", "title", "colab-budget", "colab-setup", "work"]
+    assert synced.cells[1].source == "# A chapter\n\nMore prose."
+    assert synced.cells[4].outputs == [] and synced.cells[4].execution_count is None
     again = sync_notebooks.synced(nbformat.reads(sync_notebooks.render(synced), as_version=4), path)
     assert sync_notebooks.render(again) == sync_notebooks.render(synced)
 

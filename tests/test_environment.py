@@ -1,4 +1,5 @@
-"""environment.yml (conda) and pyproject.toml must list the same packages."""
+"""environment.yml (conda) and pyproject.toml must list the same packages: the
+library's requirements and every extra."""
 import re
 import sys
 from pathlib import Path
@@ -24,8 +25,8 @@ def _split(requirement: str) -> tuple[str, str]:
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in ("cuda", "dev"):
-        requirements += project["optional-dependencies"][extra]
+    for extra in project["optional-dependencies"].values():
+        requirements += extra
     return dict(_split(r) for r in requirements)
 
 
@@ -60,3 +61,53 @@ def test_environment_yml_matches_pyproject():
 
 def test_environment_yml_installs_the_project_itself():
     assert "      - -e ." in (ROOT / "environment.yml").read_text().splitlines()
+
+
+def test_the_library_requires_no_book_toolchain():
+    # `pip install psanet-lite` in Colab must not replace Colab's Jupyter stack.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {_split(r)[0] for r in project["dependencies"]}
+    toolchain = {"jupyter-book", "jupyterlab", "ipywidgets", "notebook", "pytest", "cupy-cuda12x"}
+    assert not required & toolchain, f"move {sorted(required & toolchain)} to an extra"
+    assert {"jupyter-book", "jupyterlab", "ipywidgets"} <= {
+        _split(r)[0] for r in project["optional-dependencies"]["book"]
+    }
+
+
+# Import names that differ from the distribution's name.
+DISTRIBUTION_OF = {"PIL": "pillow", "cupy": "cupy-cuda12x"}
+
+
+def _third_party_imports():
+    """{top-level module: (is imported at module level somewhere, files)} over psanet_lite/."""
+    import ast
+
+    found = {}
+    for path in (ROOT / "psanet_lite").rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        module_level = {id(node) for node in tree.body}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for top in {n.split(".")[0] for n in names} - set(sys.stdlib_module_names) - {"psanet_lite"}:
+                eager, files = found.get(top, (False, set()))
+                found[top] = (eager or id(node) in module_level, files | {path.name})
+    return found
+
+
+def test_every_import_of_the_library_is_a_requirement_or_a_lazy_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    required = {_split(r)[0] for r in project["dependencies"]}
+    extras = {_split(r)[0] for extra in project["optional-dependencies"].values() for r in extra}
+    imports = _third_party_imports()
+    assert {"torch", "numpy"} <= set(imports), "the scan found none of the library's imports"
+    for module, (eager, files) in sorted(imports.items()):
+        name = DISTRIBUTION_OF.get(module, module).lower()
+        if name not in required:
+            assert name in extras and not eager, (
+                f"{module} (imported in {sorted(files)}) is neither required by pyproject.toml nor an "
+                "extra imported inside the function that needs it")

@@ -1,34 +1,68 @@
-"""The book's one source for its Colab badge and setup cell, and a Sphinx extension.
+"""The book's one source for its notebooks' first cells, and a Sphinx extension.
 
-The repository URL lives in pyproject.toml ([project.urls] Repository) and nowhere else:
-book/tools/sync_notebooks.py writes every notebook's first cells from the templates
-below, tests/test_book_notebooks.py checks them, and the Sphinx extension offers the
-URL to Markdown pages as the substitution {{ repository }}.
+Everything a chapter says before its own content comes from here, and
+book/tools/sync_notebooks.py writes it into every notebook (tests/test_book_notebooks.py
+checks it): the Colab badge, the budget line (from the one table BUDGETS) and the setup
+cell that installs this book's release of psanet-lite on Colab. The repository URL lives
+in pyproject.toml ([project.urls] Repository) and the version in psanet_lite/__init__.py
+(__version__), nowhere else; the Sphinx extension offers the URL to Markdown pages as the
+substitution {{ repository }}.
 
 As an extension (book/_config.yml, sphinx.local_extensions) it also copies MathJax
 into the built site, which serves it itself, stops the build when MathJax has not been
 installed, and keeps the unused live-code (thebe) scripts off the pages.
 """
 
-import os
+import ast
+import base64
 import shutil
 import sys
 from pathlib import Path
 
 BOOK = Path(__file__).resolve().parents[1]
 ROOT = BOOK.parent
-BRANCH = "main"  # the branch Colab opens notebooks from
 BADGE_CELL_ID = "colab-badge"
+BUDGET_CELL_ID = "colab-budget"
 SETUP_CELL_ID = "colab-setup"
+# psanet-lite is not on the package index: each release is the git tag v<version>.
+# Set True once `psanet-lite==<version>` can be installed with pip.
+PUBLISHED_ON_PYPI = False
+# Overrides what the setup cell installs on Colab (a wheel's path, a fork, a branch):
+# tests/test_colab_notebooks.py points it at the wheel `make dist` builds.
+INSTALL_OVERRIDE = "PSANET_LITE_INSTALL"
+
+# What each chapter costs from a fresh runtime (nothing cached, nothing installed but
+# what Colab has): minutes on 2 CPU cores, the ceiling tests/test_colab_notebooks.py
+# holds every chapter to (install from the local wheel included), and on a T4-class
+# GPU, minutes or None while nobody has measured it (benchmarks/colab_gpu.sh does).
+# `trains` says what the time goes to.
+BUDGETS = {
+    "01_receptive_fields": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
+    "02_why_context": {"cpu_minutes": 2, "t4_minutes": None, "trains": "nothing"},
+    "03_pointwise_spatial_attention": {"cpu_minutes": 2, "t4_minutes": None, "trains": "nothing"},
+    "04_psamask_on_gpu": {"cpu_minutes": 4, "t4_minutes": None, "trains": "nothing"},
+    "05_building_psanet": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
+    "06_training": {"cpu_minutes": 6, "t4_minutes": None, "trains": "the book's model"},
+    "07_evaluation_and_ablation": {
+        "cpu_minutes": 15, "t4_minutes": None,
+        "trains": "the ablation's models, chapter 6's too when the cache does not hold it",
+    },
+    "08_looking_inside": {
+        "cpu_minutes": 6, "t4_minutes": None, "trains": "chapter 6's model when the cache does not hold it",
+    },
+    "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
+}
 
 SETUP_TEMPLATE = '''\
-# On Colab: install psanet-lite (with its CUDA extra) from the repository.
-# Elsewhere it is already installed (`make book`, or `pip install -e .`) and this
-# cell only picks the device the chapter runs on.
+# On Colab: install the psanet-lite release this book belongs to, {release}, with its
+# CUDA extra ({install_override} overrides what is installed). Elsewhere psanet-lite is
+# already installed (`make book`, `pip install -e .`) and this cell only picks the device.
+import os
 import sys
 
 if "google.colab" in sys.modules:
-    %pip install --quiet "psanet-lite[cuda] @ git+{repository}"
+    requirement = os.environ.get("{install_override}", "{requirement}")
+    %pip install --quiet "{{requirement}}"
 
 import torch
 
@@ -49,22 +83,52 @@ def repository_url():
     return url.rstrip("/").removesuffix(".git")
 
 
-def badge_source(notebook):
-    """Markdown of the Colab badge for a notebook at path `notebook` (inside book/).
+def version():
+    """psanet_lite.__version__, read from psanet_lite/__init__.py without importing the library."""
+    tree = ast.parse((ROOT / "psanet_lite" / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__version__" for t in node.targets):
+            return node.value.value
+    raise ValueError("psanet_lite/__init__.py assigns no __version__")
 
-    The image is the local book/_static/colab-badge.svg, so the page loads nothing from
-    other hosts; only following the link leaves the site.
+
+def requirement():
+    """What the setup cell installs on Colab: exactly this book's release, CUDA extra included."""
+    if PUBLISHED_ON_PYPI:
+        return f"psanet-lite[cuda]=={version()}"
+    return f"psanet-lite[cuda] @ git+{repository_url()}@v{version()}"
+
+
+def badge_source(notebook):
+    """Markdown (an HTML link) of the Colab badge for a notebook at path `notebook` (inside book/).
+
+    The link opens the notebook of this book's release (the git tag v<version>), the
+    notebook that matches what its setup cell installs. The image is
+    book/_static/colab-badge.svg inlined as a data: URI: an absolute source
+    that Colab can show, while the site loads nothing from other hosts. It is written as
+    HTML because Markdown parsers (markdown-it, hence MyST) refuse SVG data: URIs in
+    Markdown's image syntax.
     """
     notebook = Path(notebook).resolve()
     github_path = repository_url().removeprefix("https://github.com/")
-    colab = f"https://colab.research.google.com/github/{github_path}/blob/{BRANCH}/{notebook.relative_to(ROOT).as_posix()}"
-    badge = Path(os.path.relpath(BOOK / "_static" / "colab-badge.svg", notebook.parent)).as_posix()
-    return f"[![Open in Colab]({badge})]({colab})"
+    colab = f"https://colab.research.google.com/github/{github_path}/blob/v{version()}/{notebook.relative_to(ROOT).as_posix()}"
+    svg = base64.b64encode((BOOK / "_static" / "colab-badge.svg").read_bytes()).decode("ascii")
+    return f'<a href="{colab}"><img alt="Open in Colab" src="data:image/svg+xml;base64,{svg}"/></a>'
+
+
+def budget_source(notebook):
+    """Markdown of the budget line of a notebook at path `notebook`, from BUDGETS."""
+    budget = BUDGETS[Path(notebook).stem]
+    gpu = (f"about {budget['t4_minutes']} minutes" if budget["t4_minutes"] is not None
+           else "not measured yet")
+    return (f"*Budget, from a fresh runtime: at most {budget['cpu_minutes']} minutes on 2 CPU cores; "
+            f"on a T4-class GPU {gpu}. Trains {budget['trains']}.*")
 
 
 def setup_source():
     """Source of the setup cell every notebook runs first."""
-    return SETUP_TEMPLATE.format(repository=repository_url())
+    return SETUP_TEMPLATE.format(release=f"v{version()}", requirement=requirement(),
+                                 install_override=INSTALL_OVERRIDE)
 
 
 # MathJax comes from the npm package book/package.json pins (installed by

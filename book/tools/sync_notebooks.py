@@ -1,17 +1,20 @@
-"""Rewrite every book notebook's Colab badge and setup cell from the one template, and
-strip outputs, so notebooks are committed clean.
+"""Rewrite every book notebook's Colab badge, budget line and setup cell from the
+templates, and strip outputs, so notebooks are committed clean.
 
     python book/tools/sync_notebooks.py            # rewrite book/**/*.ipynb in place
     python book/tools/sync_notebooks.py --check    # only report, exit 1 if any would change
     python book/tools/sync_notebooks.py PATH ...   # just these notebooks
 
-The templates and the repository URL come from book/_ext/psanet_book.py (which reads the
-URL from pyproject.toml). Cell 0 becomes the badge; the setup cell goes right before the
-first code cell.
+The templates, the budgets and the release to install come from book/_ext/psanet_book.py.
+Cell 0 becomes the badge; the budget line and the setup cell (folded: tag hide-input) go
+right after the chapter's title cell, before its prose, so they never cut into the text
+that leads to a code cell. A budget paragraph typed into a chapter's own cells is dropped:
+the budgets have one home, psanet_book.BUDGETS.
 """
 
 import argparse
 import copy
+import re
 import sys
 from pathlib import Path
 
@@ -30,6 +33,9 @@ METADATA = {
 }
 # Per-cell metadata that front ends add while running; none of it belongs in the repository.
 VOLATILE_CELL_METADATA = ("execution", "collapsed", "scrolled", "ExecuteTime", "jp-MarkdownHeadingCollapsed")
+TEMPLATE_CELL_IDS = (psanet_book.BADGE_CELL_ID, psanet_book.BUDGET_CELL_ID, psanet_book.SETUP_CELL_ID)
+# A paragraph of its own that states a budget in italics: "*Budget: ...*".
+TYPED_BUDGET = re.compile(r"(?:^|\n\n)\*Budget\b[^*]*\*(?=\n\n|$)")
 
 
 def notebooks():
@@ -43,17 +49,21 @@ def notebooks():
 def synced(nb, path):
     """A copy of notebook `nb` (nbformat node) with template cells and no outputs."""
     nb = copy.deepcopy(nb)
-    cells = [c for c in nb.cells if c.get("id") not in (psanet_book.BADGE_CELL_ID, psanet_book.SETUP_CELL_ID)]
+    cells = [c for c in nb.cells if c.get("id") not in TEMPLATE_CELL_IDS]
     for cell in cells:
         for key in VOLATILE_CELL_METADATA:
             cell.metadata.pop(key, None)
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+        else:
+            cell.source = TYPED_BUDGET.sub("", cell.source)
     badge = nbformat.v4.new_markdown_cell(psanet_book.badge_source(path), id=psanet_book.BADGE_CELL_ID)
+    budget = nbformat.v4.new_markdown_cell(psanet_book.budget_source(path), id=psanet_book.BUDGET_CELL_ID)
     setup = nbformat.v4.new_code_cell(psanet_book.setup_source(), id=psanet_book.SETUP_CELL_ID)
-    first_code = next((i for i, c in enumerate(cells) if c.cell_type == "code"), len(cells))
-    nb.cells = [badge] + cells[:first_code] + [setup] + cells[first_code:]
+    setup.metadata["tags"] = ["hide-input"]
+    title = next((i + 1 for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("# ")), 0)
+    nb.cells = [badge] + cells[:title] + [budget, setup] + cells[title:]
     nb.metadata = {**{k: v for k, v in nb.metadata.items() if k != "widgets"}, **copy.deepcopy(METADATA)}
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
