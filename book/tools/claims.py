@@ -33,7 +33,8 @@ CLAIM = re.compile(
     r"|==",
     re.IGNORECASE,
 )
-_CODE_SPAN = re.compile(r"`[^`]*`|\$[^$]*\$")
+# Code spans, math and HTML tags (a badge's data: URI) say nothing in words.
+_CODE_SPAN = re.compile(r"`[^`]*`|\$[^$]*\$|<[^>]*>")
 _RECAP = re.compile(r"^#+\s*(?:Summary|Exercises)\b.*$", re.MULTILINE)
 
 
@@ -77,7 +78,7 @@ def printed_claims(cell):
 
 
 def prose_claims(cell):
-    """The sentences of a markdown cell that make a claim (code spans and math ignored).
+    """The sentences of a markdown cell that make a claim (code spans, math and tags ignored).
 
     Questions claim nothing, and a Summary or Exercises section restates or asks: the
     claims it repeats are checked where the chapter first makes them.
