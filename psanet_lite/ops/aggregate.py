@@ -67,7 +67,7 @@ import numbers
 
 import torch
 
-from psanet_lite.ops import aggregate_torch, cupy_runtime
+from psanet_lite.ops import cupy_runtime, library
 from psanet_lite.ops.psa_mask import MODES, _cupy_usable, psa_mask, resolve_mask_size
 
 SOFTMAX_MODES = ("reference", "window", None)
@@ -183,8 +183,5 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
     name = _select_backend(features.device, backend)
     if name == "dense":
         return _aggregate_dense(features, attention, mode, mh, mw, softmax, scale)
-    if name == "torch":
-        return aggregate_torch.psa_aggregate_torch(features, attention, mode, mh, mw, softmax, scale)
-    from psanet_lite.ops import aggregate_cupy
-
-    return aggregate_cupy.psa_aggregate_cupy(features, attention, mode, mh, mw, softmax, scale)
+    # the operator psanet_lite::psa_aggregate; it spells softmax=None as "none"
+    return library.psa_aggregate(features, attention, mode, mh, mw, softmax or "none", scale, name)

@@ -24,7 +24,7 @@ import warnings
 import torch
 from torch import nn
 
-from psanet_lite.ops import cupy_runtime, psa_mask_cupy, psa_mask_reference, psa_mask_torch
+from psanet_lite.ops import cupy_runtime, library, psa_mask_reference
 
 MODES = ("collect", "distribute")
 BACKENDS = ("reference", "torch", "cupy")
@@ -169,9 +169,7 @@ def psa_mask(x, mode, mask_size=None, backend=None):
     name = _select_backend(x, backend)
     if name == "reference":
         return psa_mask_reference.psa_mask_reference(x, mode, mh, mw)
-    if name == "torch":
-        return psa_mask_torch.psa_mask_torch(x, mode, mh, mw)
-    return psa_mask_cupy.psa_mask_cupy(x, mode, mh, mw)
+    return library.psa_mask(x, mode, mh, mw, name)  # the operator psanet_lite::psa_mask
 
 
 class PSAMask(nn.Module):
