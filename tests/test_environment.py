@@ -24,7 +24,7 @@ def _split(requirement: str) -> tuple[str, str]:
 def _pyproject_requirements() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     requirements = list(project["dependencies"])
-    for extra in ("cuda", "dev"):
+    for extra in ("cuda", "dev", "export"):
         requirements += project["optional-dependencies"][extra]
     return dict(_split(r) for r in requirements)
 

@@ -7,9 +7,9 @@ function that runs it.
 import argparse
 import sys
 
-from psanet_lite.cli import attention, evaluate, info, predict, train
+from psanet_lite.cli import attention, evaluate, export, info, predict, train
 
-SUBCOMMANDS = (info, train, evaluate, predict, attention)
+SUBCOMMANDS = (info, train, evaluate, predict, attention, export)
 
 
 def build_parser() -> argparse.ArgumentParser:
