@@ -11,6 +11,8 @@ PyTorch's: max absolute error, and relative error = max absolute error / max |Py
 
 import dataclasses
 import importlib.util
+import os
+import warnings
 
 import torch
 from torch import nn
@@ -99,6 +101,24 @@ def _trace(module, images, dynamic_batch):
         return torch.export.export(module, (images,), dynamic_shapes=dynamic_shapes)
 
 
+def _write(module, images, path, output_names, dynamic_batch):
+    """Trace `module` with the operators lowered and save it as one ONNX file."""
+    with warnings.catch_warnings():
+        # The head keeps the attention it recorded as a plain attribute, which export
+        # reports (the graph returns that attention as an output instead); the exporter
+        # itself still uses a pytree class that torch deprecates.
+        warnings.filterwarnings("ignore", message="The tensor attributes .* were assigned during export")
+        warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
+        program = _trace(module, images, dynamic_batch)
+        # optimize=False: onnxscript 0.7's graph optimizer corrupts this model when the
+        # attention grid's H*W equals the channel count (the 8x8 grid of a 64x64 input to the
+        # book's 64-channel head: errors of 100% that the check reports). ONNX Runtime
+        # optimizes the graph itself when it loads it.
+        onnx_program = torch.onnx.export(program, input_names=["images"], output_names=output_names,
+                                         opset_version=OPSET, dynamo=True, verbose=False, optimize=False)
+        onnx_program.save(str(path), external_data=False)
+
+
 def _compare(path, module, images, output_names, dtype):
     """Max absolute and relative error of ONNX Runtime against PyTorch in float32, per output."""
     import onnxruntime
@@ -143,28 +163,15 @@ def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attenti
     output_names = ["logits"] + (list(module.directions) if attention else [])
     images = torch.randn(2 if dynamic_batch else 1, 3, *size, generator=torch.Generator().manual_seed(seed))
     try:
-        program = _trace(module.to(DTYPES[dtype]), images.to(DTYPES[dtype]), dynamic_batch)
-        # optimize=False: onnxscript 0.7's graph optimizer corrupts this model when the
-        # attention grid's H*W equals the channel count (the 8x8 grid of a 64x64 input to the
-        # book's 64-channel head: errors of 100% that the check below reports). ONNX Runtime
-        # optimizes the graph itself when it loads it.
-        onnx_program = torch.onnx.export(program, input_names=["images"], output_names=output_names,
-                                         opset_version=OPSET, dynamo=True, verbose=False, optimize=False)
-        onnx_program.save(str(path), external_data=False)
+        _write(module.to(DTYPES[dtype]), images.to(DTYPES[dtype]), path, output_names, dynamic_batch)
         errors, relative = _compare(str(path), module, images, output_names, dtype)
     finally:
         module.float()
         if recording is not None:
             head.record_attention = recording
-    report = ExportReport(str(path), output_names, errors, relative, _file_size(path))
+    report = ExportReport(str(path), output_names, errors, relative, os.path.getsize(path))
     worst = max(relative.values())
     if worst > TOLERANCE[dtype]:
         raise ExportError(f"ONNX Runtime differs from PyTorch by {worst:.3g} relative "
                           f"(allowed {TOLERANCE[dtype]:g} in {dtype}):\n{report.summary()}")
     return report
-
-
-def _file_size(path):
-    import os
-
-    return os.path.getsize(path)
