@@ -43,7 +43,7 @@ def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("explorable")
     torch.manual_seed(0)
     model = build_model("psanet_lite_context").eval()
-    export_onnx(model, folder / "model.onnx", SIZE, attention=True)
+    export_onnx(model, folder / "model.onnx", SIZE, attention=True, weights_float16=True)
     shutil.copytree(RUNTIME, folder / "ort")
     scenes, sprite = context_scenes(count=3, size=SIZE[0])
     grid = model.decode_head.attention_grid(SIZE[0] // 8, SIZE[1] // 8)[:2]

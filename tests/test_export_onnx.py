@@ -69,6 +69,17 @@ def test_float16_export_agrees_with_float32_pytorch(tmp_path):
     assert max(report.max_rel_error.values()) <= onnx_export.TOLERANCE["float16"]
 
 
+def test_float16_weights_halve_the_file_and_keep_the_predictions(tmp_path):
+    full, half = tmp_path / "full.onnx", tmp_path / "half.onnx"
+    export_onnx(_book_model(), full, (128, 128), attention=True)
+    report = export_onnx(_book_model(), half, (128, 128), attention=True, weights_float16=True)
+    assert report.size_bytes <= 3_000_000 < full.stat().st_size  # the explorable's model budget
+    assert max(report.max_rel_error.values()) <= onnx_export.TOLERANCE["float16"]
+    images = np.random.default_rng(1).standard_normal((1, 3, 128, 128)).astype(np.float32)
+    logits = [onnxruntime.InferenceSession(str(p)).run(["logits"], {"images": images})[0] for p in (full, half)]
+    assert (logits[0].argmax(1) == logits[1].argmax(1)).mean() >= 0.99
+
+
 def test_r50_preset_exports_and_matches_onnx_runtime(tmp_path):
     # 128x256 instead of the 512x1024 crop: the same graph, at a size a CPU test affords
     # (the command itself runs at the crop size; see the report in benchmarks/).

@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     parser.add_argument("--size", type=_size, help="input size HxW (default: the preset's crop size)")
     parser.add_argument("--dynamic-batch", action="store_true", help="leave the batch dimension free")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="weights and tensors")
+    parser.add_argument("--weights-float16", action="store_true",
+                        help="store float32 weights as float16 (half the file; the graph computes in float32)")
     parser.add_argument("--attention", action="store_true",
                         help="also output the collect and distribute attention matrices")
     parser.add_argument("--config", help="preset name for an mmsegmentation checkpoint")
@@ -67,7 +69,7 @@ def _export(args):
     if min(size) < smallest:
         raise ValueError(f"--size must be at least {smallest}x{smallest} for this model, got {size[0]}x{size[1]}")
     report = export_onnx(model, output, size, dynamic_batch=args.dynamic_batch, dtype=args.dtype,
-                         attention=args.attention)
+                         attention=args.attention, weights_float16=args.weights_float16)
     print(f"{report.path}: {report.size_bytes / 2**20:.2f} MiB, {args.dtype}, input "
           f"{'N' if args.dynamic_batch else 1}x3x{size[0]}x{size[1]}; ONNX Runtime against PyTorch:")
     print(report.summary())

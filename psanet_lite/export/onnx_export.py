@@ -119,6 +119,34 @@ def _write(module, images, path, output_names, dynamic_batch):
         onnx_program.save(str(path), external_data=False)
 
 
+def store_weights_float16(path, smallest=1024):
+    """Rewrite the ONNX file at `path` with its float32 weights stored as float16.
+
+    Each float32 initializer of at least `smallest` elements is stored in half the bytes
+    and cast back to float32 by a Cast node at the start of the graph: the computation
+    stays float32, only the weights are rounded. Returns the new file size in bytes.
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    casts = []
+    for initializer in model.graph.initializer:
+        if initializer.data_type != onnx.TensorProto.FLOAT or np.prod(initializer.dims) < smallest:
+            continue
+        name = initializer.name
+        half = numpy_helper.to_array(initializer).astype(np.float16)
+        initializer.CopyFrom(numpy_helper.from_array(half, f"{name}_float16"))
+        casts.append(helper.make_node("Cast", [f"{name}_float16"], [name], to=onnx.TensorProto.FLOAT))
+    nodes = casts + list(model.graph.node)
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return os.path.getsize(path)
+
+
 def _compare(path, module, images, output_names, dtype):
     """Max absolute and relative error of ONNX Runtime against PyTorch in float32, per output."""
     import onnxruntime
@@ -135,7 +163,8 @@ def _compare(path, module, images, output_names, dtype):
     return errors, relative
 
 
-def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attention=False, seed=0):
+def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attention=False, weights_float16=False,
+                seed=0):
     """Write `model` (a PSANet) as an ONNX file of standard-domain operators and check it.
 
     Args:
@@ -145,11 +174,13 @@ def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attenti
         dynamic_batch: leave the batch dimension free (else it is 1).
         dtype: 'float32' or 'float16' (weights, inputs and outputs).
         attention: also return the collect / distribute attention (SegmentationWithAttention).
+        weights_float16: store float32 weights as float16 (store_weights_float16), half the file.
         seed: seeds the random images of the check.
 
     Returns:
         ExportReport. Raises ExportError when the extra is missing or ONNX Runtime's
-        outputs differ from PyTorch's by more than TOLERANCE[dtype] (relative).
+        outputs differ from PyTorch's by more than TOLERANCE (relative): TOLERANCE['float32'],
+        or TOLERANCE['float16'] when anything is stored in float16.
     """
     require_export_extra()
     if dtype not in DTYPES:
@@ -164,6 +195,8 @@ def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attenti
     images = torch.randn(2 if dynamic_batch else 1, 3, *size, generator=torch.Generator().manual_seed(seed))
     try:
         _write(module.to(DTYPES[dtype]), images.to(DTYPES[dtype]), path, output_names, dynamic_batch)
+        if weights_float16:
+            store_weights_float16(path)
         errors, relative = _compare(str(path), module, images, output_names, dtype)
     finally:
         module.float()
@@ -171,7 +204,8 @@ def export_onnx(model, path, size, dynamic_batch=False, dtype="float32", attenti
             head.record_attention = recording
     report = ExportReport(str(path), output_names, errors, relative, os.path.getsize(path))
     worst = max(relative.values())
-    if worst > TOLERANCE[dtype]:
+    precision = "float16" if weights_float16 else dtype
+    if worst > TOLERANCE[precision]:
         raise ExportError(f"ONNX Runtime differs from PyTorch by {worst:.3g} relative "
-                          f"(allowed {TOLERANCE[dtype]:g} in {dtype}):\n{report.summary()}")
+                          f"(allowed {TOLERANCE[precision]:g} with {precision} numbers):\n{report.summary()}")
     return report
