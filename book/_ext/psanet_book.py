@@ -165,6 +165,21 @@ def _copy_mathjax(app, exception):
             shutil.copy2(source, target / part)
 
 
+# onnxruntime-web (pinned by book/package.json) runs the exported model in the reader's
+# browser (psanet_lite.export.explorable): the WebAssembly build only, single-threaded.
+ONNXRUNTIME_PACKAGE = BOOK / "node_modules" / "onnxruntime-web" / "dist"
+ONNXRUNTIME_PARTS = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+
+
+def _copy_onnxruntime(app, exception):
+    if exception is not None or app.builder.format != "html" or not ONNXRUNTIME_PACKAGE.is_dir():
+        return
+    target = Path(app.outdir) / "_static" / "onnxruntime-web"
+    target.mkdir(parents=True, exist_ok=True)
+    for part in ONNXRUNTIME_PARTS:
+        shutil.copy2(ONNXRUNTIME_PACKAGE / part, target / part)
+
+
 def _add_substitutions(app, config):
     url = repository_url()
     config.myst_substitutions = {**config.myst_substitutions, "repository": f"[{url}]({url})"}
@@ -193,5 +208,6 @@ def setup(app):
     app.connect("config-inited", _add_substitutions)
     app.connect("builder-inited", _check_mathjax)
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _copy_onnxruntime)
     app.connect("html-page-context", _drop_thebe)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

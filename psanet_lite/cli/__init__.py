@@ -18,6 +18,7 @@ SUBCOMMANDS = {
     "eval": "psanet_lite.cli.evaluate",
     "predict": "psanet_lite.cli.predict",
     "attention": "psanet_lite.cli.attention",
+    "export": "psanet_lite.cli.export",
 }
 
 

@@ -69,7 +69,7 @@ import numbers
 
 import torch
 
-from psanet_lite.ops import aggregate_torch
+from psanet_lite.ops import library
 from psanet_lite.ops.attention import check_softmax, psa_attention
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, FUSED_BACKENDS, choose_backend
 from psanet_lite.ops.psa_mask import MODES, resolve_mask_size
@@ -169,8 +169,5 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
         return _aggregate_dense(features, attention, mode, (mh, mw), softmax, scale, compact, mask_backend)
     if compact:
         raise ValueError(f"compact attention runs on the dense routes ('dense', 'reference'), not {name!r}")
-    if name == "torch":
-        return aggregate_torch.psa_aggregate_torch(features, attention, mode, mh, mw, softmax, scale)
-    from psanet_lite.ops import aggregate_cupy
-
-    return aggregate_cupy.psa_aggregate_cupy(features, attention, mode, mh, mw, softmax, scale)
+    # the operator psanet_lite::psa_aggregate; it spells softmax=None as "none"
+    return library.psa_aggregate(features, attention, mode, mh, mw, softmax or "none", scale, name)

@@ -22,7 +22,7 @@ import operator
 import torch
 from torch import nn
 
-from psanet_lite.ops import psa_mask_cupy, psa_mask_reference, psa_mask_torch
+from psanet_lite.ops import library, psa_mask_reference
 from psanet_lite.ops.backends import PSA_MASK_BACKENDS, check_backend, choose_backend
 
 MODES = ("collect", "distribute")
@@ -115,9 +115,7 @@ def psa_mask(x, mode, mask_size=None, backend=None):
     name = choose_backend(x.device, backend, PSA_MASK_BACKENDS)
     if name == "reference":
         return psa_mask_reference.psa_mask_reference(x, mode, mh, mw)
-    if name == "torch":
-        return psa_mask_torch.psa_mask_torch(x, mode, mh, mw)
-    return psa_mask_cupy.psa_mask_cupy(x, mode, mh, mw)
+    return library.psa_mask(x, mode, mh, mw, name)  # the operator psanet_lite::psa_mask
 
 
 class PSAMask(nn.Module):

@@ -1,0 +1,152 @@
+"""PSAMask and the fused PSA aggregation as `torch.library` custom operators.
+
+The backends (psa_mask_torch, psa_mask_cupy, aggregate_torch, aggregate_cupy) build
+index tables, cache them and launch CUDA kernels: Python that torch.compile and
+torch.export cannot trace through. Registered as operators, they become one opaque
+node each, described to the tracers by
+
+  - a fake (meta) implementation: the output's shape and dtype from the inputs' alone;
+  - an autograd formula: another operator, so the backward graph traces too.
+
+    psanet_lite::psa_mask(x [N, mh*mw, H, W], mode, mh, mw, backend) -> [N, H*W, H, W]
+    psanet_lite::psa_mask_backward(grad [N, H*W, H, W], mode, mh, mw, backend) -> [N, mh*mw, H, W]
+    psanet_lite::psa_aggregate(features [N, C, H, W], attention [N, mh*mw, H, W],
+                               mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
+    psanet_lite::psa_aggregate_backward(grad, features, attention, ...) -> (dF, dA)
+
+PSAMask is linear, so the backward of its backward is PSAMask again. The aggregation's
+backward reruns the backend's own forward and backward (its autograd.Function), which
+recomputes the output once: the price of keeping one home for the backward formula.
+
+Arguments are validated by the public functions (psanet_lite.ops.psa_mask,
+psa_aggregate) before they call these operators. `softmax` is a string here
+('reference', 'window' or 'none'): operator schemas have no Optional[str] literal.
+
+    >>> x = torch.randn(1, 9, 2, 2)
+    >>> torch.ops.psanet_lite.psa_mask(x, "collect", 3, 3, "torch").shape
+    torch.Size([1, 4, 2, 2])
+"""
+
+import torch
+from torch import Tensor
+
+from psanet_lite.ops import aggregate_torch, psa_mask_torch
+
+OP_BACKENDS = ("torch", "cupy")
+
+
+@torch.library.custom_op("psanet_lite::psa_mask", mutates_args=())
+def psa_mask(x: Tensor, mode: str, mh: int, mw: int, backend: str) -> Tensor:
+    """PSAMask of validated x [N, mh*mw, H, W] with backend 'torch' or 'cupy' -> [N, H*W, H, W]."""
+    with torch.no_grad():  # the operator's autograd formula is registered below
+        if backend == "cupy":
+            from psanet_lite.ops import psa_mask_cupy
+
+            return psa_mask_cupy.psa_mask_cupy(x.contiguous(), mode, mh, mw)
+        return psa_mask_torch.psa_mask_torch(x, mode, mh, mw)
+
+
+@psa_mask.register_fake
+def _psa_mask_fake(x, mode, mh, mw, backend):
+    n, _, height, width = x.shape
+    return x.new_empty(n, height * width, height, width)
+
+
+@torch.library.custom_op("psanet_lite::psa_mask_backward", mutates_args=())
+def psa_mask_backward(grad: Tensor, mode: str, mh: int, mw: int, backend: str) -> Tensor:
+    """Gradient of psa_mask w.r.t. its input: grad [N, H*W, H, W] -> [N, mh*mw, H, W].
+
+    Every entry of the input lands in at most one place of the output, so the gradient
+    gathers it back from there (0 for mask cells outside the map).
+    """
+    n, _, height, width = grad.shape
+    if backend == "cupy":
+        from psanet_lite.ops import psa_mask_cupy
+
+        out = grad.new_empty(n, mh * mw, height, width)
+        return psa_mask_cupy.psamask_backward_into(grad.contiguous(), out, mode, mh, mw)
+    indices = psa_mask_torch.psa_mask_indices(height, width, mh, mw, mode, grad.device)
+    out = grad.new_zeros(n, mh * mw * height * width)                     # [N, mh*mw*HW]
+    picked = grad.reshape(n, -1).index_select(1, indices.backward_target)  # [N, K]
+    out.index_copy_(1, indices.backward_source, picked)
+    return out.view(n, mh * mw, height, width)
+
+
+@psa_mask_backward.register_fake
+def _psa_mask_backward_fake(grad, mode, mh, mw, backend):
+    n, _, height, width = grad.shape
+    return grad.new_empty(n, mh * mw, height, width)
+
+
+def _setup_psa_mask(ctx, inputs, output):
+    _, ctx.mode, ctx.mh, ctx.mw, ctx.backend = inputs
+
+
+def _psa_mask_grad(ctx, grad):
+    return psa_mask_backward(grad, ctx.mode, ctx.mh, ctx.mw, ctx.backend), None, None, None, None
+
+
+def _psa_mask_backward_grad(ctx, grad):
+    # psa_mask is linear: the adjoint of its adjoint is itself.
+    return psa_mask(grad, ctx.mode, ctx.mh, ctx.mw, ctx.backend), None, None, None, None
+
+
+psa_mask.register_autograd(_psa_mask_grad, setup_context=_setup_psa_mask)
+psa_mask_backward.register_autograd(_psa_mask_backward_grad, setup_context=_setup_psa_mask)
+
+
+def _aggregate_backend(backend):
+    if backend == "cupy":
+        from psanet_lite.ops import aggregate_cupy
+
+        return aggregate_cupy.psa_aggregate_cupy
+    return aggregate_torch.psa_aggregate_torch
+
+
+def _softmax_argument(softmax):
+    return None if softmax == "none" else softmax
+
+
+@torch.library.custom_op("psanet_lite::psa_aggregate", mutates_args=())
+def psa_aggregate(features: Tensor, attention: Tensor, mode: str, mh: int, mw: int, softmax: str,
+                  scale: float, backend: str) -> Tensor:
+    """Fused aggregation (psanet_lite.ops.aggregate) of validated inputs -> [N, C, H, W]."""
+    run = _aggregate_backend(backend)
+    with torch.no_grad():
+        return run(features, attention, mode, mh, mw, _softmax_argument(softmax), scale)
+
+
+@psa_aggregate.register_fake
+def _psa_aggregate_fake(features, attention, mode, mh, mw, softmax, scale, backend):
+    return torch.empty_like(features)
+
+
+@torch.library.custom_op("psanet_lite::psa_aggregate_backward", mutates_args=())
+def psa_aggregate_backward(grad: Tensor, features: Tensor, attention: Tensor, mode: str, mh: int, mw: int,
+                           softmax: str, scale: float, backend: str) -> tuple[Tensor, Tensor]:
+    """Gradients (d features, d attention) of psa_aggregate for the output gradient `grad`."""
+    run = _aggregate_backend(backend)
+    with torch.enable_grad():
+        leaves = features.detach().requires_grad_(), attention.detach().requires_grad_()
+        out = run(*leaves, mode, mh, mw, _softmax_argument(softmax), scale)  # [N, C, H, W]
+        grad_features, grad_attention = torch.autograd.grad(out, leaves, grad)
+    return grad_features, grad_attention
+
+
+@psa_aggregate_backward.register_fake
+def _psa_aggregate_backward_fake(grad, features, attention, mode, mh, mw, softmax, scale, backend):
+    return torch.empty_like(features), torch.empty_like(attention)
+
+
+def _setup_psa_aggregate(ctx, inputs, output):
+    features, attention, *ctx.settings = inputs
+    ctx.save_for_backward(features, attention)
+
+
+def _psa_aggregate_grad(ctx, grad):
+    features, attention = ctx.saved_tensors
+    grad_features, grad_attention = psa_aggregate_backward(grad, features, attention, *ctx.settings)
+    return (grad_features, grad_attention) + (None,) * len(ctx.settings)
+
+
+psa_aggregate.register_autograd(_psa_aggregate_grad, setup_context=_setup_psa_aggregate)
