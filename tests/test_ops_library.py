@@ -5,7 +5,7 @@ import torch
 from torch.library import opcheck
 
 from psanet_lite.ops import library, psa_aggregate, psa_mask
-from psanet_lite.ops.psa_mask import available_backends
+from psanet_lite.ops import available_backends
 
 # (N, H, W, mh, mw): a mask covering the map, one that does not, an even mask.
 SHAPES = [(2, 3, 4, 5, 7), (1, 5, 6, 3, 3), (2, 4, 4, 4, 4)]
@@ -78,10 +78,11 @@ def test_psa_aggregate_operator_equals_the_dense_composition_with_gradients(mode
 
 
 def test_public_functions_run_the_registered_operators():
+    # psa_mask by default, psa_aggregate on its fused routes ('dense' is plain aten ops).
     features, attention = _inputs(1, 3, 4, 5, 7, "cpu")
     class Head(torch.nn.Module):
         def forward(self, f, a):
-            return psa_mask(a, "collect", (5, 7)), psa_aggregate(f, a, "distribute", (5, 7))
+            return psa_mask(a, "collect", (5, 7)), psa_aggregate(f, a, "distribute", (5, 7), backend="torch")
 
     program = torch.export.export(Head(), (features.detach(), attention.detach()))
     targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
