@@ -39,6 +39,9 @@ import psanet_book  # noqa: E402  (needs the path above)
 # What Colab has installed before a notebook runs, of what the chapters import.
 COLAB_PREINSTALLED = ["torch", "torchvision", "numpy", "matplotlib", "pillow", "tqdm", "tensorboard",
                       "ipython", "ipykernel"]
+# The export extra's packages, which the deployment chapter's setup cell installs on Colab
+# from the package index: here pip stays offline, so the base environment holds them.
+OFFLINE_EXTRAS = ["onnx", "onnxruntime", "onnxscript"]
 UV = [sys.executable, "-m", "uv"]  # the uv of the interpreter running this script (the dev extra)
 COLAB_SHIM = '''"""Stands in for Colab's own package: its presence is how notebooks tell they run on Colab."""
 '''
@@ -57,7 +60,7 @@ def build_wheel(out_dir):
 
 
 def make_base_python(folder):
-    """A virtual environment holding COLAB_PREINSTALLED (and pip), made with uv; its python."""
+    """A virtual environment holding COLAB_PREINSTALLED, OFFLINE_EXTRAS and pip, made with uv; its python."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # Python 3.10
@@ -69,7 +72,7 @@ def make_base_python(folder):
     subprocess.run([*UV, "venv", "--quiet", "--seed", "--python", sys.executable, str(env)], check=True)
     python = env / "bin" / "python"
     subprocess.run([*UV, "pip", "install", "--quiet", "--python", str(python), "-c", str(constraints),
-                    *COLAB_PREINSTALLED], check=True)
+                    *COLAB_PREINSTALLED, *OFFLINE_EXTRAS], check=True)
     return python
 
 

@@ -81,7 +81,7 @@ def test_budget_and_folded_setup_cell_follow_the_title(path):
     assert all(c.cell_type == "markdown" for c in nb.cells[:title]), "a code cell runs before the setup cell"
     budget, setup = nb.cells[title + 1], nb.cells[title + 2]
     assert budget.source == sync_notebooks.psanet_book.budget_source(path)
-    assert setup.source == sync_notebooks.psanet_book.setup_source() and setup.metadata["tags"] == ["hide-input"]
+    assert setup.source == sync_notebooks.psanet_book.setup_source(path) and setup.metadata["tags"] == ["hide-input"]
     typed = [c.get("id") for c in nb.cells if c.cell_type == "markdown" and "*Budget" in c.source]
     assert typed == ["colab-budget"], f"budgets live in psanet_book.BUDGETS only, also typed in {typed}"
 
@@ -97,7 +97,7 @@ def test_every_chapter_has_one_budget_and_no_budget_is_stale():
 
 
 def test_setup_cell_installs_exactly_this_release():
-    source = sync_notebooks.psanet_book.setup_source()
+    source = sync_notebooks.psanet_book.setup_source(BOOK / "chapters" / "01_receptive_fields.ipynb")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     version = sync_notebooks.psanet_book.version()
     assert re.search(r'^__version__ = "' + re.escape(version) + '"$',
@@ -107,6 +107,9 @@ def test_setup_cell_installs_exactly_this_release():
     # Not on PyPI: the git tag of this version, from the one repository URL.
     assert f'"psanet-lite[cuda] @ git+{project["urls"]["Repository"]}@v{version}"' in source
     assert f'os.environ.get("{sync_notebooks.psanet_book.INSTALL_OVERRIDE}", ' in source
+    # A chapter that needs another extra names it (the deployment chapter: ONNX export).
+    deployment = sync_notebooks.psanet_book.setup_source(BOOK / "chapters" / "10_deployment.ipynb")
+    assert f'"psanet-lite[cuda,export] @ git+{project["urls"]["Repository"]}@v{version}"' in deployment
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=_id)
@@ -179,7 +182,7 @@ def test_chapter_ends_with_exercises_and_hidden_solutions(path):
     headings = [k for k, source in enumerate(markdown) if re.search(r"^## Exercises\s*$", source, re.M)]
     assert headings, f"{_id(path)} has no '## Exercises' section"
     after = "\n".join(markdown[headings[-1]:])
-    exercises = len(re.findall(r"^\d+\. ", after.split("## Exercises")[-1].split("```")[0], re.M))
-    solutions = len(re.findall(r"^```\{admonition\} Solution.*\n:class: dropdown$", after, re.M))
+    exercises = len(re.findall(r"^\d+\. ", after.split("## Exercises")[-1].split("<details")[0], re.M))
+    solutions = len(re.findall(r'^<details class="solution"><summary>Solution', after, re.M))
     assert exercises >= 2 and solutions == exercises, (
-        f"{_id(path)}: {exercises} exercises, {solutions} solutions in dropdown admonitions")
+        f"{_id(path)}: {exercises} exercises, {solutions} solutions folded (book/tools/solutions.py)")

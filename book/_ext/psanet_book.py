@@ -35,7 +35,7 @@ INSTALL_OVERRIDE = "PSANET_LITE_INSTALL"
 # what Colab has): minutes on 2 CPU cores, the ceiling tests/test_colab_notebooks.py
 # holds every chapter to (install from the local wheel included), and on a T4-class
 # GPU, minutes or None while nobody has measured it (benchmarks/colab_gpu.sh does).
-# `trains` says what the time goes to.
+# `trains` says what the time goes to; `extras`, which extras its setup cell installs.
 BUDGETS = {
     "01_receptive_fields": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "02_why_context": {"cpu_minutes": 2, "t4_minutes": None, "trains": "nothing"},
@@ -51,11 +51,14 @@ BUDGETS = {
         "cpu_minutes": 6, "t4_minutes": None, "trains": "chapter 6's model when the cache does not hold it",
     },
     "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
+    "10_deployment": {"cpu_minutes": 4, "t4_minutes": None, "trains": "nothing", "extras": ("cuda", "export")},
 }
+# The extras a chapter's setup cell installs when its BUDGETS row names none.
+EXTRAS = ("cuda",)
 
 SETUP_TEMPLATE = '''\
 # On Colab: install the psanet-lite release this book belongs to, {release}, with its
-# CUDA extra ({install_override} overrides what is installed). Elsewhere psanet-lite is
+# {extras} extras ({install_override} overrides what is installed). Elsewhere psanet-lite is
 # already installed (`make book`, `pip install -e .`) and this cell only picks the device.
 import os
 import sys
@@ -92,11 +95,12 @@ def version():
     raise ValueError("psanet_lite/__init__.py assigns no __version__")
 
 
-def requirement():
-    """What the setup cell installs on Colab: exactly this book's release, CUDA extra included."""
+def requirement(extras=EXTRAS):
+    """What the setup cell installs on Colab: exactly this book's release, with `extras`."""
+    name = f"psanet-lite[{','.join(extras)}]"
     if PUBLISHED_ON_PYPI:
-        return f"psanet-lite[cuda]=={version()}"
-    return f"psanet-lite[cuda] @ git+{repository_url()}@v{version()}"
+        return f"{name}=={version()}"
+    return f"{name} @ git+{repository_url()}@v{version()}"
 
 
 def badge_source(notebook):
@@ -125,10 +129,11 @@ def budget_source(notebook):
             f"on a T4-class GPU {gpu}. Trains {budget['trains']}.*")
 
 
-def setup_source():
-    """Source of the setup cell every notebook runs first."""
-    return SETUP_TEMPLATE.format(release=f"v{version()}", requirement=requirement(),
-                                 install_override=INSTALL_OVERRIDE)
+def setup_source(notebook):
+    """Source of the setup cell the notebook at path `notebook` runs first."""
+    extras = BUDGETS[Path(notebook).stem].get("extras", EXTRAS)
+    return SETUP_TEMPLATE.format(release=f"v{version()}", requirement=requirement(extras),
+                                 install_override=INSTALL_OVERRIDE, extras=" and ".join(extras))
 
 
 # MathJax comes from the npm package book/package.json pins (installed by

@@ -60,7 +60,7 @@ def synced(nb, path):
             cell.source = TYPED_BUDGET.sub("", cell.source)
     badge = nbformat.v4.new_markdown_cell(psanet_book.badge_source(path), id=psanet_book.BADGE_CELL_ID)
     budget = nbformat.v4.new_markdown_cell(psanet_book.budget_source(path), id=psanet_book.BUDGET_CELL_ID)
-    setup = nbformat.v4.new_code_cell(psanet_book.setup_source(), id=psanet_book.SETUP_CELL_ID)
+    setup = nbformat.v4.new_code_cell(psanet_book.setup_source(path), id=psanet_book.SETUP_CELL_ID)
     setup.metadata["tags"] = ["hide-input"]
     title = next((i + 1 for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("# ")), 0)
     nb.cells = [badge] + cells[:title] + [budget, setup] + cells[title:]
