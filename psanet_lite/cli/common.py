@@ -100,6 +100,22 @@ def load_model(args, device):
     return model.to(device).eval()
 
 
+def image_size(text: str) -> tuple[int, int]:
+    """argparse type of ``--size HxW``: '512x1024' -> (512, 1024), positive sides only.
+
+    Example:
+        >>> image_size("128X96")
+        (128, 96)
+    """
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        height = width = 0
+    if height < 1 or width < 1:
+        raise argparse.ArgumentTypeError(f"expected HxW with positive sides, e.g. 512x1024, got {text!r}")
+    return height, width
+
+
 def fraction(text: str) -> float:
     """An argparse type: a number in [0, 1].
 

@@ -13,17 +13,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from psanet_lite.cli.common import image_size
+
 FORMATS = ("onnx",)
-
-
-def _size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        height = width = 0
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW with positive sides, e.g. 512x1024, got {text!r}")
-    return height, width
 
 
 def register(subparsers) -> None:
@@ -32,7 +24,7 @@ def register(subparsers) -> None:
                                    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", metavar="NAME_OR_CHECKPOINT", help="preset name or checkpoint file")
     parser.add_argument("--format", default="onnx", choices=FORMATS, help="output format (default: onnx)")
-    parser.add_argument("--size", type=_size, help="input size HxW (default: the preset's crop size)")
+    parser.add_argument("--size", type=image_size, help="input size HxW (default: the preset's crop size)")
     parser.add_argument("--dynamic-batch", action="store_true", help="leave the batch dimension free")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="weights and tensors")
     parser.add_argument("--weights-float16", action="store_true",

@@ -5,8 +5,9 @@
     $ psanet-lite info --list
 """
 
-import argparse
 import json
+
+from psanet_lite.cli.common import image_size
 
 
 def register(subparsers):
@@ -18,19 +19,9 @@ def register(subparsers):
     )
     parser.add_argument("name", nargs="?", help="preset name (see --list)")
     parser.add_argument("--list", action="store_true", help="list the preset names and exit")
-    parser.add_argument("--size", type=_size, help="input size HxW for the FLOP count (default: the crop size)")
+    parser.add_argument("--size", type=image_size, help="input size HxW for the FLOP count (default: the crop size)")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of text")
     parser.set_defaults(func=run)
-
-
-def _size(text):
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        height = width = 0
-    if height < 1 or width < 1:
-        raise argparse.ArgumentTypeError(f"expected HxW with positive sides, e.g. 512x1024, got {text!r}")
-    return height, width
 
 
 def describe(name, size=None):
