@@ -1,13 +1,10 @@
 """Ablation on the context dataset: does point-wise spatial attention read long-range context?
 
-Trains the book's small PSANet ('psanet_lite_context') four times with the same
-budget (iterations, batch, seed) and evaluates each on the validation split:
-
-    FCN head      no attention: the PSA head swapped for an FCN head of about the
-                  same parameter count (build_model(..., decode_head='fcn'))
-    collect       PSA head, collect branch only
-    distribute    PSA head, distribute branch only
-    bi-direction  PSA head, both branches (the paper's PSANet)
+Trains the book's small PSANet ('psanet_lite_context') once per head of
+psanet_lite.book.VARIANTS with the same budget (iterations, batch, seed) and evaluates
+each on the validation split: an FCN head (no context), global pooling (ParseNet),
+pyramid pooling (PSPNet), non-local self-attention, PSA collect, distribute and
+bi-direction (the paper's PSANet), each sized to about the PSA head's parameter count.
 
 In the context dataset the class of every object is given only by a coloured cue
 band more than 76 px away (data/README.md), beyond the 74 px reach of the FCN
@@ -31,18 +28,13 @@ from pathlib import Path
 
 import torch
 
+from psanet_lite.book import VARIANTS  # the heads of the ablation, defined once for the book and here
 from psanet_lite.build import build_model
 from psanet_lite.configs import get_config
 from psanet_lite.data import build_dataset
 from psanet_lite.engine import TrainOptions, evaluate, train
 from psanet_lite.engine.run_log import json_safe
 
-VARIANTS = {
-    "fcn": ("FCN head (no PSA)", {"decode_head": "fcn"}),
-    "collect": ("PSA, collect", {"psa_type": "collect"}),
-    "distribute": ("PSA, distribute", {"psa_type": "distribute"}),
-    "bi": ("PSA, bi-direction", {"psa_type": "bi"}),
-}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -15,8 +15,22 @@ from psanet_lite.checkpoint.native import is_native_checkpoint
 from psanet_lite.checkpoint.pretrained import load_backbone_weights
 from psanet_lite.checkpoint.safe_load import safe_torch_load
 from psanet_lite.configs import Config, get_config
-from psanet_lite.models import FCNHead, PSAHead, PSANet, ResNetV1c, TorchvisionResNet, resnet_lite
+from psanet_lite.models import (
+    FCNHead,
+    GlobalPoolHead,
+    NonLocalHead,
+    PPMHead,
+    PSAHead,
+    PSANet,
+    ResNetV1c,
+    TorchvisionResNet,
+    resnet_lite,
+)
 from psanet_lite.models.fcn_head import matching_fcn_channels
+
+# The related-work heads of the ablation, built at the width whose parameter count
+# matches the PSA head they replace (see _matched_width).
+CONTEXT_HEADS = {"pool": GlobalPoolHead, "ppm": PPMHead, "nonlocal": NonLocalHead}
 
 
 def build_model(name_or_config=None, checkpoint=None, trust_pickle=False, **overrides):
@@ -84,20 +98,46 @@ def model_from_config(config):
         if m.compact:
             _check_compact_mask(decode_head, config.data.crop_size, backbone.output_stride)
     else:
-        channels = m.fcn_channels
-        if channels is None:
-            with torch.device("meta"):
-                target = sum(p.numel() for p in _psa_head(m, stage4_channels, num_classes, fused=False).parameters())
-            channels = matching_fcn_channels(target, stage4_channels, num_classes)
-        decode_head = FCNHead(
-            stage4_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=m.dropout
-        )
+        decode_head = _baseline_head(m, stage4_channels, num_classes)
     aux_head = None
     if m.aux_head:
         aux_head = FCNHead(stage3_channels, m.aux_channels, num_classes, num_convs=1, concat_input=False, dropout=0.1)
     model = PSANet(backbone, decode_head, aux_head, align_corners=m.align_corners)
     model.config = config
     return model
+
+
+def _baseline_head(m, in_channels, num_classes):
+    """The decode head m.decode_head names other than 'psa', as wide as the PSA head it replaces."""
+    with torch.device("meta"):
+        target = _parameters(_psa_head(m, in_channels, num_classes, fused=False))
+    if m.decode_head == "fcn":
+        channels = m.fcn_channels or matching_fcn_channels(target, in_channels, num_classes)
+        return FCNHead(in_channels, channels, num_classes, num_convs=2, concat_input=True, dropout=m.dropout)
+    kind = CONTEXT_HEADS[m.decode_head]
+    channels = _matched_width(lambda width: kind(in_channels, width, num_classes, dropout=m.dropout), target)
+    return kind(in_channels, channels, num_classes, dropout=m.dropout)
+
+
+def _matched_width(make_head, target, multiple_of=8):
+    """The multiple of `multiple_of` whose head (make_head(width)) has the parameter count
+    closest to `target`; heads are built on the meta device (no memory), widths searched
+    by bisection (the count grows with the width)."""
+    def size(width):
+        with torch.device("meta"):
+            return _parameters(make_head(width * multiple_of))
+
+    low, high = 1, 2
+    while size(high) < target:
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if size(middle) < target else (low, middle)
+    return multiple_of * min((low, high), key=lambda w: abs(size(w) - target))
+
+
+def _parameters(module):
+    return sum(p.numel() for p in module.parameters())
 
 
 def build_backbone(kind, depth=50, in_channels=3):

@@ -26,7 +26,7 @@ IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0-255 pixel scale (mmsegmentat
 IMAGENET_STD = (58.395, 57.12, 57.375)
 
 BACKBONES = ("resnetv1c", "torchvision", "lite")
-DECODE_HEADS = ("psa", "fcn")
+DECODE_HEADS = ("psa", "fcn", "pool", "ppm", "nonlocal")
 PSA_TYPES = ("collect", "distribute", "bi", "bi-direction")  # 'bi-direction': mmsegmentation's name
 TEST_MODES = ("whole", "slide")
 OPTIMIZERS = ("sgd",)

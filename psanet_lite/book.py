@@ -1,11 +1,16 @@
 """The book's training runs: the small model trained once on the context dataset, then cached.
 
+This module serves the book (book/chapters) and benchmarks/ablation_context.py; the
+engine knows nothing of it. VARIANTS, the heads of the ablation, are defined here once.
+
 Chapters 6, 7 and 8 all need the same trained networks (the full model, and the
-collect-only, distribute-only and no-attention variants of the ablation). Training
+variants of the ablation: one direction, no attention, the related-work heads). Training
 them with the real trainer takes minutes on a CPU, so each run is stored under a key
 that hashes what decides its result: the config, the seed, the dataset lengths, and
 fingerprints of the generated data and of the initial weights (so that a change to
-the data generator or to the model's initialisation retires old entries by itself).
+the data generator or to the model's initialisation retires old entries by itself),
+and the device type: runs train on CUDA when the runtime has it, else on the CPU, and
+a GPU run does not give the CPU run's weights bit for bit, so each device keeps its own.
 The first chapter that asks trains it, the others load it, and rebuilding the book
 with unchanged settings trains nothing.
 
@@ -31,16 +36,26 @@ import psanet_lite
 from psanet_lite.build import build_model
 from psanet_lite.configs import Config, get_config
 from psanet_lite.data import CONTEXT_LENGTHS, build_dataset
+from psanet_lite.models import NonLocalHead
+from psanet_lite.engine.distributed import pick_device
 from psanet_lite.engine.run_log import read_log
 from psanet_lite.engine.trainer import TrainOptions, train
 
-# The ablation of the paper, in miniature: both directions, one of them, or no attention
-# at all (an FCN head of about the same parameter count in place of the PSA head).
+# The ablation of the paper, in miniature, with the related work it discusses: no context
+# (FCN), image-level context (global pooling), pyramid pooling (PSPNet), non-local
+# self-attention, PSA in one direction and in both. Each replaces the PSA head of the
+# book's model with a head of about the same parameter count (within 10% for the whole
+# model): the context heads are sized by build_model, the one-direction PSA heads are
+# made wider (80 channels instead of 64) to make up for their missing branch.
+# key: (label, config overrides)
 VARIANTS = {
-    "bi": {"psa_type": "bi"},
-    "collect": {"psa_type": "collect"},
-    "distribute": {"psa_type": "distribute"},
-    "fcn": {"decode_head": "fcn"},
+    "fcn": ("FCN (no context)", {"decode_head": "fcn"}),
+    "pool": ("global pooling (ParseNet)", {"decode_head": "pool"}),
+    "ppm": ("pyramid pooling (PSPNet)", {"decode_head": "ppm"}),
+    "nonlocal": ("non-local (embedded Gaussian)", {"decode_head": "nonlocal"}),
+    "collect": ("PSA, collect", {"psa_type": "collect", "channels": 80}),
+    "distribute": ("PSA, distribute", {"psa_type": "distribute", "channels": 80}),
+    "bi": ("PSA, bi-direction (PSANet)", {"psa_type": "bi"}),
 }
 BOOK_ITERATIONS = 600  # what chapters 6-8 train for (batch 8: 4800 images, a few minutes on 2 cores)
 EVALUATIONS = 6  # validation points per run, for the mIoU curve
@@ -80,7 +95,7 @@ class ContextRun:
 
 
 def book_config(variant: str = "bi", iterations: int = BOOK_ITERATIONS) -> Config:
-    """The config of the book's run `variant` ('bi', 'collect', 'distribute' or 'fcn').
+    """The config of the book's run `variant` (a key of VARIANTS).
 
     The 'psanet_lite_context' preset (whose learning rate and augmentation depart from
     mmsegmentation's for reasons chapter 6 shows) with the variant's head,
@@ -100,7 +115,7 @@ def book_config(variant: str = "bi", iterations: int = BOOK_ITERATIONS) -> Confi
         iterations=iterations,
         checkpoint_interval=iterations,
         eval_interval=max(iterations // EVALUATIONS, 1),
-        **VARIANTS[variant],
+        **VARIANTS[variant][1],
     )
 
 
@@ -112,18 +127,21 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "psanet-lite" / "book_runs"
 
 
-def run_key(config: Config, seed: int) -> str:
+def run_key(config: Config, seed: int, device_type: str = "cpu") -> str:
     """The cache key of a run: a hash of what decides its weights and log (config, seed,
-    dataset lengths, and fingerprints of the data and of the initial weights).
+    dataset lengths, fingerprints of the data and of the initial weights, and the
+    device type it trains on: 'cpu' or 'cuda').
 
     Example:
         >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 0)
         True
         >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 1)
         False
+        >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 0, "cuda")
+        False
     """
     recipe = {"config": config.to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS), "recipe": RECIPE,
-              "fingerprint": _fingerprint(config, seed)}
+              "fingerprint": _fingerprint(config, seed), "device": device_type}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:16]}"
 
@@ -147,7 +165,8 @@ def _fingerprint(config: Config, seed: int) -> str:
 def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: int = 0, cache_dir=None,
                 verbose: bool = True) -> ContextRun:
     """The book's model `variant` trained for `iterations` steps with `seed`: from the
-    cache when it holds that run, else trained now (with psanet_lite.engine.train) and stored.
+    cache when it holds that run, else trained now (with psanet_lite.engine.train, on CUDA
+    when the runtime has it, else on the CPU) and stored.
 
     A run is trained in a temporary folder next to its cache entry and renamed into
     place when complete, so an interrupted build leaves no half-written entry (a build
@@ -156,14 +175,14 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
     deterministic on the CPU: the same arguments give the same weights.
 
     Args:
-        variant: 'bi', 'collect', 'distribute' or 'fcn' (no attention), see VARIANTS.
+        variant: a key of VARIANTS ('bi', 'collect', 'distribute', 'fcn', 'pool', 'ppm', 'nonlocal').
         iterations: optimizer steps (batch 8).
         seed: seeds initialisation, data order and augmentation.
         cache_dir: folder of the cache (default: default_cache_dir()).
         verbose: print one line saying whether the run was trained or loaded.
 
     Returns:
-        ContextRun with the model in eval mode on the CPU.
+        ContextRun with the model in eval mode on the CPU (wherever it trained).
 
     Example:
         >>> run = context_run("bi", iterations=600)  # doctest: +SKIP
@@ -172,15 +191,16 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
     """
     config = book_config(variant, iterations)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entry = cache / run_key(config, seed)
+    device = pick_device().type
+    entry = cache / run_key(config, seed, device)
     trained = not (entry / RUN_FILE).is_file()
     if trained:
-        _train_into(entry, config, seed, verbose)
+        _train_into(entry, config, seed, device, verbose)
     info = json.loads((entry / RUN_FILE).read_text())
     if verbose and not trained:
         print(f"{config.name}: {iterations} iterations, loaded from the cache "
               f"(trained in {info['seconds']:.0f} s): {entry}")
-    model = build_model(checkpoint=str(entry / "final.pt")).eval()
+    model = build_model(checkpoint=str(entry / "final.pt")).eval()  # safe_torch_load maps to the CPU
     return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
 
 
@@ -212,7 +232,7 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _train_into(entry: Path, config: Config, seed: int, verbose: bool) -> None:
+def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> None:
     entry.parent.mkdir(parents=True, exist_ok=True)
     for folder in remove_abandoned_partials(entry.parent):
         if verbose:
@@ -222,14 +242,14 @@ def _train_into(entry: Path, config: Config, seed: int, verbose: bool) -> None:
     try:
         # One data-loading process beside the training process: the samples are drawn
         # (and augmented) while the previous batch trains.
-        options = TrainOptions(device="cpu", seed=seed, workers=1, log_interval=10,
+        options = TrainOptions(device=device, seed=seed, workers=1, log_interval=10,
                                keep_checkpoints=1, progress=False)
         start = time.perf_counter()
         train(config, partial, options)
         seconds = time.perf_counter() - start
         # The training state (optimizer, generators) only serves to resume; final.pt has the weights.
         shutil.rmtree(partial / "checkpoints")
-        info = {"config": config.name, "seed": seed, "seconds": seconds,
+        info = {"config": config.name, "seed": seed, "seconds": seconds, "device": device,
                 "psanet_lite_version": psanet_lite.__version__}
         (partial / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n")
         try:
@@ -240,5 +260,28 @@ def _train_into(entry: Path, config: Config, seed: int, verbose: bool) -> None:
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     if verbose:
-        print(f"{config.name}: trained {config.train.iterations} iterations in {seconds:.0f} s, "
+        print(f"{config.name}: trained {config.train.iterations} iterations on {device} in {seconds:.0f} s, "
               f"cached in {entry}")
+
+
+def attention_maps(model, images) -> dict:
+    """The attention of a trained model's head on normalised `images` [N, 3, H, W]:
+    {'collect': ..., 'distribute': ...} for PSA heads (the directions they have),
+    {'nonlocal': ...} for the non-local head, {} for heads without attention. Each map is
+    [N, h*w, h, w]: entry [n, t, y, x] is the share of position t in the output at (y, x).
+
+    Example:
+        >>> model = build_model("psanet_lite_context", decode_head="nonlocal").eval()
+        >>> attention_maps(model, torch.randn(1, 3, 64, 64))["nonlocal"].shape
+        torch.Size([1, 64, 8, 8])
+    """
+    head = model.decode_head
+    if isinstance(head, NonLocalHead):
+        with torch.no_grad():
+            features = model.eval().backbone(images)[1]  # [N, C4, h, w]
+            weights = head.attention(features)  # [N, HW(s), HW(t)]
+        return {"nonlocal": weights.transpose(1, 2).unflatten(2, features.shape[-2:])}
+    if not hasattr(head, "attention_maps"):
+        return {}
+    maps = model.attention_maps(images)
+    return {direction: maps[direction] for direction in head.directions}

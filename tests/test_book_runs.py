@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-import psanet_lite.engine.book_runs as book_runs
+import psanet_lite.book as book_runs
 from psanet_lite.data import CONTEXT_LENGTHS
-from psanet_lite.engine.book_runs import book_config, context_run, default_cache_dir, run_key
+from psanet_lite.book import book_config, context_run, default_cache_dir, run_key
 
 
 @pytest.fixture(autouse=True)
