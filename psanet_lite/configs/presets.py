@@ -12,14 +12,7 @@ Ablation variants are overrides, not presets:
     get_config("psanet_lite_context").replace(decode_head="fcn")       # no attention
 """
 
-from psanet_lite.configs.schema import (
-    Config,
-    DataConfig,
-    ModelConfig,
-    PublishedResult,
-    TestConfig,
-    TrainConfig,
-)
+from psanet_lite.configs.schema import Config, DataConfig, ModelConfig, PublishedResult, TestConfig, TrainConfig
 
 _DOWNLOAD = "https://download.openmmlab.com/mmsegmentation/v0.5/psanet"
 

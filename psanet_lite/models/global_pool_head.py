@@ -12,13 +12,9 @@ from psanet_lite.models.conv_bn_relu import ConvBNReLU
 
 
 class GlobalPoolHead(ContextFusionHead):
-    """Global-average-pooling context head.
-
-    Args:
-        in_channels, channels, num_classes, dropout: see ContextFusionHead; the pooled
-            vector is reduced to `channels`.
-
-    Input [N, in_channels, H, W] -> logits [N, num_classes, H, W].
+    """Global-average-pooling context head: the arguments are ContextFusionHead's, and the
+    pooled vector is reduced to `channels`. Input [N, in_channels, H, W] -> logits
+    [N, num_classes, H, W].
 
     Example:
         >>> head = GlobalPoolHead(64, 16, num_classes=4)
