@@ -77,7 +77,7 @@ def psa_module_diagram(head, height, width):
 
     >>> from psanet_lite.models import PSAHead
     >>> diagram = psa_module_diagram(PSAHead(64, 16, 5, mask_size=9), 9, 9)
-    >>> "[N, 81, 5, 5]" in diagram.svg and "PSAMask (distribute)" in diagram.svg
+    >>> "Y [N, 25, 5, 5]" in diagram.svg and "PSAMask (distribute)" in diagram.svg
     True
     """
     c_in = head.project.conv.out_channels
