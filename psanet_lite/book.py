@@ -198,8 +198,9 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
         _train_into(entry, config, seed, device, verbose)
     info = json.loads((entry / RUN_FILE).read_text())
     if verbose and not trained:
-        print(f"{config.name}: {iterations} iterations, loaded from the cache "
-              f"(trained in {info['seconds']:.0f} s): {entry}")
+        # The entry's name only: the page must not show the build machine's folders, nor a
+        # training time measured on whichever machine filled the cache.
+        print(f"{config.name}: {iterations} iterations, loaded from the book's run cache ({entry.name})")
     model = build_model(checkpoint=str(entry / "final.pt")).eval()  # safe_torch_load maps to the CPU
     return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
 
@@ -261,7 +262,7 @@ def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bo
         shutil.rmtree(partial, ignore_errors=True)
     if verbose:
         print(f"{config.name}: trained {config.train.iterations} iterations on {device} in {seconds:.0f} s, "
-              f"cached in {entry}")
+              f"cached as {entry.name}")
 
 
 def attention_maps(model, images) -> dict:
