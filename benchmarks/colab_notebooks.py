@@ -67,7 +67,11 @@ def make_base_python(folder):
         import tomli as tomllib
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["constraint-dependencies"]
     constraints = Path(folder) / "constraints.txt"
-    constraints.write_text("\n".join(pins) + "\n")
+    # The lock's versions of everything (the export packages included: a newer onnxscript
+    # writes a larger file than the one the book was built and checked with), then the pins.
+    locked = subprocess.run([*UV, "export", "--frozen", "--all-extras", "--no-hashes", "--no-emit-project",
+                             "--no-header", "--project", str(ROOT)], check=True, capture_output=True, text=True).stdout
+    constraints.write_text(locked + "\n".join(pins) + "\n")
     env = Path(folder) / "colab-base"
     subprocess.run([*UV, "venv", "--quiet", "--seed", "--python", sys.executable, str(env)], check=True)
     python = env / "bin" / "python"

@@ -1,5 +1,7 @@
 """ONNX export: standard-domain operators only, parity with ONNX Runtime, the command's errors."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,14 @@ def test_book_model_exports_standard_operators_and_matches_onnx_runtime(tmp_path
     with torch.no_grad():
         expected = _book_model(**overrides)(images).numpy()
     assert np.abs(got - expected).max() <= 1e-4 * np.abs(expected).max()
+
+
+def test_the_file_holds_no_path_of_the_exporting_machine(tmp_path):
+    path = tmp_path / "book.onnx"
+    export_onnx(_book_model(), path, (64, 64))
+    installed = str(Path(onnx_export.__file__).resolve().parents[2]).encode()
+    assert installed not in path.read_bytes()  # the exporter's stack traces are stripped
+    assert not any(node.metadata_props for node in onnx.load(str(path)).graph.node)
 
 
 def test_float16_export_agrees_with_float32_pytorch(tmp_path):

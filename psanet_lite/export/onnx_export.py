@@ -117,6 +117,20 @@ def _write(module, images, path, output_names, dynamic_batch):
         onnx_program = torch.onnx.export(program, input_names=["images"], output_names=output_names,
                                          opset_version=OPSET, dynamo=True, verbose=False, optimize=False)
         onnx_program.save(str(path), external_data=False)
+    strip_trace_metadata(path)
+
+
+def strip_trace_metadata(path):
+    """Drop what the exporter records about the trace from the ONNX file at `path`: each
+    node's stack trace (absolute paths of the exporting machine), FX node and module
+    names. They serve debugging only, take about an eighth of the book model's file, and
+    would make the file depend on where the library is installed."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        del node.metadata_props[:]
+    onnx.save(model, str(path))
 
 
 def store_weights_float16(path, smallest=1024):
