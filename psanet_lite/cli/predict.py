@@ -27,7 +27,7 @@ def class_palette(config):
     import numpy as np
 
     from psanet_lite.data import DATASETS
-    from psanet_lite.viz.palette import label_palette
+    from psanet_lite.data.labels import label_palette
 
     kind = DATASETS.get(config.data.dataset, (None,))[0]
     palette = getattr(kind, "palette", None)

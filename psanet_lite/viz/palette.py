@@ -8,8 +8,7 @@ the look-up table and colour pixels in the browser).
 
 import numpy as np
 
-# Palettes belong with the data; psanet_lite.viz and this module re-export label_palette.
-from psanet_lite.data.labels import IGNORE_INDEX, label_palette
+from psanet_lite.data.labels import IGNORE_INDEX  # palettes belong with the data (data/labels.py)
 
 
 def colormap_lut(name="inferno"):
