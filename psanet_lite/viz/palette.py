@@ -34,6 +34,7 @@ def colorize_labels(labels, palette, ignore_index=IGNORE_INDEX, ignore_color=(25
 
     Pixels equal to ignore_index get ignore_color; any other label must index palette.
 
+    >>> from psanet_lite.data.labels import label_palette
     >>> colorize_labels(np.array([[0, 1], [255, 1]]), label_palette(2))[:, :, 0].tolist()
     [[0, 128], [255, 128]]
     """
