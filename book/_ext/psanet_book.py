@@ -40,7 +40,8 @@ BUDGETS = {
     "01_receptive_fields": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "02_why_context": {"cpu_minutes": 2, "t4_minutes": None, "trains": "nothing"},
     "03_pointwise_spatial_attention": {"cpu_minutes": 2, "t4_minutes": None, "trains": "nothing"},
-    "04_psamask_on_gpu": {"cpu_minutes": 4, "t4_minutes": None, "trains": "nothing"},
+    "04_psamask_on_gpu": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
+    "04b_fused_attention": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "05_building_psanet": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "06_training": {"cpu_minutes": 6, "t4_minutes": None, "trains": "the book's model"},
     "07_evaluation_and_ablation": {
