@@ -243,3 +243,39 @@ def test_torch_backend_runs_shape_only_on_the_meta_device():
     for mode in ("collect", "distribute"):
         y = psa_mask(x, mode, (9, 7), backend="torch")
         assert y.device.type == "meta" and y.shape == (2, 30, 5, 6)
+
+
+def _allocated_bytes(fn):
+    """Peak bytes of CPU tensors alive during fn() above the level before it (torch.profiler)."""
+    from torch._C._profiler import _EventType
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+
+    def walk(nodes):
+        for node in nodes:
+            yield node
+            yield from walk(node.children)
+
+    events = sorted((node for node in walk(prof.profiler.kineto_results.experimental_event_tree())
+                     if node.tag == _EventType.Allocation), key=lambda node: node.start_time_ns)
+    first = events[0].extra_fields
+    return max(node.extra_fields.total_allocated for node in events) - (first.total_allocated - first.alloc_size)
+
+
+@pytest.mark.parametrize("mode", ["collect", "distribute"])
+@pytest.mark.parametrize("shape", [(2, 6, 8, 11, 15), (2, 6, 8, 7, 9)], ids=["covering", "partial"])
+def test_torch_backend_keeps_no_index_table(shape, mode):
+    # Before issue 21 the torch backend cached int64 index tables of 24-32 bytes per
+    # written entry (forward and backward orders): 6-8 times the float32 matrix itself.
+    # Now each pass allocates its result and nothing else, but for distribute's
+    # backward on the CPU, which transposes the gradient first (one matrix more).
+    n, height, width, mh, mw = shape
+    hw = height * width
+    x = torch.randn(n, mh * mw, height, width)
+    grad = torch.randn(n, hw, height, width)
+    matrix_bytes, input_bytes = grad.nbytes, x.nbytes
+    assert _allocated_bytes(lambda: psa_mask(x, mode, (mh, mw), backend="torch")) == matrix_bytes
+    backward = _allocated_bytes(lambda: torch.ops.psanet_lite.psa_mask_backward(grad, mode, mh, mw, "torch"))
+    assert backward == input_bytes + (matrix_bytes if mode == "distribute" else 0)

@@ -1,7 +1,7 @@
 """PSAMask and the fused PSA aggregation as `torch.library` custom operators.
 
-The backends (psa_mask_torch, psa_mask_cupy, aggregate_torch, aggregate_cupy) build
-index tables, cache them and launch CUDA kernels: Python that torch.compile and
+The backends (psa_mask_torch, psa_mask_cupy, aggregate_torch, aggregate_cupy) copy
+through NumPy views, build index tables and launch CUDA kernels: Python that torch.compile and
 torch.export cannot trace through. Registered as operators, they become one opaque
 node each, described to the tracers by
 
@@ -65,11 +65,7 @@ def psa_mask_backward(grad: Tensor, mode: str, mh: int, mw: int, backend: str) -
 
         out = grad.new_empty(n, mh * mw, height, width)
         return psa_mask_cupy.psamask_backward_into(grad.contiguous(), out, mode, mh, mw)
-    indices = psa_mask_torch.psa_mask_indices(height, width, mh, mw, mode, grad.device)
-    out = grad.new_zeros(n, mh * mw * height * width)                     # [N, mh*mw*HW]
-    picked = grad.reshape(n, -1).index_select(1, indices.backward_target)  # [N, K]
-    out.index_copy_(1, indices.backward_source, picked)
-    return out.view(n, mh * mw, height, width)
+    return psa_mask_torch.psa_mask_torch_backward(grad, mode, mh, mw)
 
 
 @psa_mask_backward.register_fake
