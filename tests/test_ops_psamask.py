@@ -1,9 +1,11 @@
 """PSAMask against its closed form, written here element by element, on every backend."""
 
 import importlib
+import importlib.util
 import random
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -245,24 +247,13 @@ def test_torch_backend_runs_shape_only_on_the_meta_device():
         assert y.device.type == "meta" and y.shape == (2, 30, 5, 6)
 
 
+
 def _allocated_bytes(fn):
-    """Peak bytes of CPU tensors alive during fn() above the level before it (torch.profiler)."""
-    from torch._C._profiler import _EventType
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        fn()
-
-    def walk(nodes):
-        for node in nodes:
-            yield node
-            yield from walk(node.children)
-
-    events = sorted((node for node in walk(prof.profiler.kineto_results.experimental_event_tree())
-                     if node.tag == _EventType.Allocation), key=lambda node: node.start_time_ns)
-    first = events[0].extra_fields
-    return max(node.extra_fields.total_allocated for node in events) - (first.total_allocated - first.alloc_size)
-
+    """Peak bytes of CPU tensors alive during fn(): the benchmarks' own measure (benchmarks/timing.py)."""
+    spec = importlib.util.spec_from_file_location("timing", Path(__file__).resolve().parents[1] / "benchmarks" / "timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    return timing.cpu_peak_bytes(fn)
 
 @pytest.mark.parametrize("mode", ["collect", "distribute"])
 @pytest.mark.parametrize("shape", [(2, 6, 8, 11, 15), (2, 6, 8, 7, 9)], ids=["covering", "partial"])
