@@ -29,6 +29,7 @@ from typing import NamedTuple, Optional
 import torch
 
 from psanet_lite.ops import library, psa_aggregate
+from psanet_lite.ops.aggregate_logits import over_completed_map
 
 
 class PSAMaskIndices(NamedTuple):
@@ -113,13 +114,19 @@ class IndexTables(dict):
         return indices
 
 
+def lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale):
+    """The aggregation from the logits' factors as the map (a 1x1 product), then the dense composition."""
+    return lowered_psa_aggregate(features, over_completed_map(reduced, weight), mode, mh, mw, softmax, scale)
+
+
 @contextlib.contextmanager
 def lowered_operators(tables):
     """Within the block, psanet_lite.ops runs PSAMask and the aggregation in standard operators."""
-    original = library.psa_mask, library.psa_aggregate
+    original = library.psa_mask, library.psa_aggregate, library.psa_aggregate_logits
     library.psa_mask = functools.partial(lowered_psa_mask, tables=tables)
     library.psa_aggregate = lowered_psa_aggregate
+    library.psa_aggregate_logits = lowered_psa_aggregate_logits
     try:
         yield
     finally:
-        library.psa_mask, library.psa_aggregate = original
+        library.psa_mask, library.psa_aggregate, library.psa_aggregate_logits = original
