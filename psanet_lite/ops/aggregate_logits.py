@@ -7,7 +7,7 @@ matrix product at every position p:
 
 This route takes U and W instead of A (notation as in ops/aggregate.py: off(k) is cell k's
 offset, F the features, nf the normalization factor). It walks over chunks P = p0..p1-1 of
-positions, and for each computes the map's columns there, L = W @ U[:, :, P] ([N, K, P]),
+positions, and for each computes the map's columns there, L = W @ U[:, :, P] (stored [N, P, K]),
 and puts them where collect's PSAMask puts them: L[k, p] at row t = p + off(k) of column p,
 the block B [N, HW, P] (unwritten entries: 0 for softmax 'reference' and None, -inf for
 'window'), found by aggregate_torch.column_block_indices.
@@ -46,20 +46,25 @@ def over_completed_map(reduced, weight):
 
 def _chunks(n, height, width, mh, mw, device, chunk_elements):
     """Yield (p0, p1, block_index or None, logit_index): where in the [HW, P] block and in
-    the chunk's logits [K, P] (flat) each written entry of B lies."""
+    the chunk's logits [P, K] (flat) each written entry of B lies."""
     hw = height * width
-    count = chunk_width(n, max(hw, mh * mw), chunk_elements)
+    count = chunk_width(n, hw, chunk_elements, rows=max(hw, mh * mw))
     for p0 in range(0, hw, count):
         p1 = min(p0 + count, hw)
         block_index, attention_index, _ = column_block_indices(height, width, mh, mw, "collect", p0, p1, device)
-        # attention_index = cell * HW + position (position = the column p)
-        logit_index = attention_index.div(hw, rounding_mode="floor") * (p1 - p0) + attention_index % hw - p0
+        # attention_index = cell * HW + position (the column p); the logits are [N, P, K]
+        logit_index = (attention_index % hw - p0) * (mh * mw) + attention_index.div(hw, rounding_mode="floor")
         yield p0, p1, block_index, logit_index
 
 
+def _logits(u_chunk, weight):
+    """The map's columns at the chunk, [N, P, K] = U_P^T W^T: one matrix product, W not copied."""
+    return u_chunk.transpose(1, 2) @ weight.t()
+
+
 def _block(logits, hw, block_index, logit_index, softmax):
-    """B [N, HW, P] from the chunk's logits [N, K, P]."""
-    n, _, count = logits.shape
+    """B [N, HW, P] from the chunk's logits [N, P, K]."""
+    n, count, _ = logits.shape
     values = logits.reshape(n, -1).index_select(1, logit_index)               # [N, written]
     if block_index is None:
         return values.view(n, hw, count)
@@ -69,7 +74,7 @@ def _block(logits, hw, block_index, logit_index, softmax):
 
 
 def _logit_gradient(grad_block, shape, block_index, logit_index):
-    """dL [N, K, P]: the written entries of dB [N, HW, P] back in the logits' places."""
+    """dL [N, P, K]: the written entries of dB [N, HW, P] back in the logits' places."""
     n = grad_block.shape[0]
     flat = grad_block.reshape(n, -1)
     picked = flat if block_index is None else flat.index_select(1, block_index)
@@ -81,7 +86,7 @@ def _forward_collect(f, u, weight, shape, softmax, chunk_elements):
     hw = height * width
     out = f.new_empty(f.shape)                                                # [N, C, HW]
     for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
-        scores = _block(weight @ u[:, :, p0:p1], hw, block_index, logit_index, softmax)  # [N, HW, P]
+        scores = _block(_logits(u[:, :, p0:p1], weight), hw, block_index, logit_index, softmax)  # [N, HW, P]
         out[:, :, p0:p1] = torch.bmm(f, scores if softmax is None else torch.softmax(scores, dim=1))
     return out, None, None
 
@@ -93,7 +98,7 @@ def _forward_distribute(f, u, weight, shape, softmax, chunk_elements):
     top = f.new_full((n, 1, hw), float("-inf"))                               # running max m
     total = f.new_zeros(n, 1, hw)                                             # running sum l
     for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
-        scores = _block(weight @ u[:, :, p0:p1], hw, block_index, logit_index, softmax).transpose(1, 2)  # [N, P, HW]
+        scores = _block(_logits(u[:, :, p0:p1], weight), hw, block_index, logit_index, softmax).transpose(1, 2)  # [N, P, HW]
         if softmax is None:
             acc.baddbmm_(f[:, :, p0:p1], scores)
             continue
@@ -134,7 +139,7 @@ class _AggregateLogits(torch.autograd.Function):
         grad_f, grad_u, grad_w = torch.zeros_like(f), torch.zeros_like(u), torch.zeros_like(weight)
         for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
             u_chunk = u[:, :, p0:p1]                                          # [N, Cu, P]
-            scores = _block(weight @ u_chunk, hw, block_index, logit_index, softmax)  # [N, HW, P]
+            scores = _block(_logits(u_chunk, weight), hw, block_index, logit_index, softmax)  # [N, HW, P]
             if mode == "collect":
                 probs = scores if softmax is None else torch.softmax(scores, dim=1)  # [N, HW, P]: columns P
                 grad_f.baddbmm_(g[:, :, p0:p1], probs.transpose(1, 2))
@@ -145,9 +150,9 @@ class _AggregateLogits(torch.autograd.Function):
                 grad_f[:, :, p0:p1] = torch.bmm(g, probs)                     # probs^T is rows P of the matrix
                 grad_probs = torch.bmm(g.transpose(1, 2), f[:, :, p0:p1])     # [N, HW, P]
                 grad_scores = grad_probs if softmax is None else probs * (grad_probs - delta.transpose(1, 2))
-            grad_logits = _logit_gradient(grad_scores, (mh * mw, p1 - p0), block_index, logit_index)  # [N, K, P]
-            grad_w += torch.einsum("nkp,ncp->kc", grad_logits, u_chunk)
-            grad_u[:, :, p0:p1] = weight.t() @ grad_logits
+            grad_logits = _logit_gradient(grad_scores, (p1 - p0, mh * mw), block_index, logit_index)  # [N, P, K]
+            grad_w += grad_logits.flatten(0, 1).t() @ u_chunk.transpose(1, 2).flatten(0, 1)  # [K, Cu]
+            grad_u[:, :, p0:p1] = (grad_logits @ weight).transpose(1, 2)  # [N, Cu, P]
         return grad_f.view_as(features), grad_u.view_as(reduced), grad_w, None, None, None, None, None, None
 
 
