@@ -86,6 +86,9 @@ class PSAHead(nn.Module):
             'torch' or 'cupy'; None picks the fastest (see psanet_lite/ops/backends.py).
         fused: with backend None, pick the memory-saving route that never stores the
             attention matrix ('cupy' on CUDA when CuPy works, else 'torch'); not with compact.
+            On 'torch' the head hands over the attention branch's last convolution input and
+            weight, and the logits are computed on the fly: the over-completed map is not
+            stored either.
 
     Input [N, in_channels, H, W] -> logits [N, num_classes, H, W].
 

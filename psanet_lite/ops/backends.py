@@ -26,7 +26,9 @@ None picks the fastest on the measured shapes, on every device:
 
 The fused routes save memory instead: they never store the [N, HW, HW] matrix.
 `save_memory=True` (the head's `fused=True`) picks 'cupy' on CUDA when CuPy works,
-else 'torch'.
+else 'torch'. On 'torch' the head passes the map's factors (the last convolution's input
+and weight), so the route computes the logits on the fly and never stores the
+over-completed map either (ops/aggregate_logits.py; not yet measured on a GPU).
 """
 
 import warnings
