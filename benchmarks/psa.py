@@ -48,12 +48,13 @@ named unless float32) and the table as Markdown beside it.
 import argparse
 import datetime
 import os
+import statistics
 import sys
 
 import torch
 
 from timing import (SHAPES, copy_bandwidth, device_description, matmul_rate, peak_bytes, synchronize,
-                    time_call, write_results)
+                    time_alternating, time_call, write_results)
 
 from psanet_lite.ops import psa_aggregate
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
@@ -99,8 +100,9 @@ def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
     return grads_and_out + 8 * batch * hw * 4  # softmax statistics, delta
 
 
-def measure(backend, features, attention, mask, device, reps):
-    """Times and peaks of psa_aggregate(features, attention); attention is the map or the pair (U, W)."""
+def calls(backend, features, attention, mask):
+    """(forward, forward_backward) of psa_aggregate(features, attention); attention is the map
+    or the pair (U, W). forward runs under no_grad; forward_backward into fresh .grad tensors."""
     leaves = [t.detach().requires_grad_() for t in (features, *(attention if isinstance(attention, tuple) else [attention]))]
     grad = torch.randn_like(features)
 
@@ -113,13 +115,18 @@ def measure(backend, features, attention, mask, device, reps):
             leaf.grad = None
         given = tuple(leaves[1:]) if isinstance(attention, tuple) else leaves[1]
         psa_aggregate(leaves[0], given, "collect", mask, backend=backend).backward(grad)
+        for leaf in leaves:
+            leaf.grad = None
 
+    return forward, forward_backward
+
+
+def measure(backend, features, attention, mask, device, reps):
+    forward, forward_backward = calls(backend, features, attention, mask)
     row = {
         "forward_s": time_call(forward, device, reps, warmup=1),
         "forward_backward_s": time_call(forward_backward, device, reps, warmup=1),
     }
-    for leaf in leaves:
-        leaf.grad = None
     row["forward_peak_bytes"] = peak_bytes(forward, device)
     row["forward_backward_peak_bytes"] = peak_bytes(forward_backward, device)
     return row
@@ -195,25 +202,30 @@ def run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps):
     Inputs: F and U [N, C, H, W] and the last convolution's weight W [mh*mw, C]. 'conv+unfused'
     = psa_aggregate(F, (U, W), backend='dense'): the map by the 1x1 product, then the dense
     route; 'fused-logits' = backend 'torch': the logits on the fly (ops/aggregate_logits.py).
+    Times: medians over rounds in which the two alternate; speedups: medians of the per-round ratios.
     """
     features = torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype)
     factors = (torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype),
                torch.randn(mh * mw, CHANNELS, device=device, dtype=dtype) / CHANNELS**0.5)  # logits ~ N(0, 1)
-    logits = {}
-    for impl, backend in (("conv+unfused", "dense"), ("fused-logits", "torch")):
-        try:
-            logits[impl] = measure(backend, features, factors, (mh, mw), device, reps)
-        except torch.cuda.OutOfMemoryError as error:
-            logits[impl] = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
-        finally:
-            synchronize(device)
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-    dense, fused = logits["conv+unfused"], logits["fused-logits"]
-    if "forward_s" in dense and "forward_s" in fused:
-        for kind in ("forward", "forward_backward"):
-            logits[f"speedup_{kind}"] = dense[f"{kind}_s"] / fused[f"{kind}_s"]
-            logits[f"peak_ratio_{kind}"] = dense[f"{kind}_peak_bytes"] / fused[f"{kind}_peak_bytes"]
+    routes = {impl: calls(backend, features, factors, (mh, mw))
+              for impl, backend in (("conv+unfused", "dense"), ("fused-logits", "torch"))}
+    logits = {impl: {} for impl in routes}
+    try:
+        for k, kind in enumerate(("forward", "forward_backward")):
+            # the two routes alternate call by call, so they share the machine's load
+            rounds = time_alternating([pair[k] for pair in routes.values()], device, reps)
+            for impl, seconds in zip(routes, zip(*rounds)):
+                logits[impl][f"{kind}_s"] = statistics.median(seconds)
+                logits[impl][f"{kind}_peak_bytes"] = peak_bytes(routes[impl][k], device)
+            logits[f"speedup_{kind}"] = statistics.median(dense / fused for dense, fused in rounds)
+            logits[f"peak_ratio_{kind}"] = (logits["conv+unfused"][f"{kind}_peak_bytes"]
+                                            / logits["fused-logits"][f"{kind}_peak_bytes"])
+    except torch.cuda.OutOfMemoryError as error:
+        logits = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
+    finally:
+        synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     case["logits"] = logits
 
 

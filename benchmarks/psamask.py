@@ -43,7 +43,8 @@ import statistics
 import sys
 
 import torch
-from timing import SHAPES, copy_bandwidth, device_description, peak_bytes, synchronize, time_call, write_results
+from timing import (SHAPES, copy_bandwidth, device_description, peak_bytes, synchronize, time_alternating, time_call,
+                    write_results)
 
 from psanet_lite.export.lowering import psa_mask_indices
 from psanet_lite.ops import available_backends, psa_mask
@@ -75,13 +76,9 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
 
     buffers = torch.empty_like(x), torch.empty_like(matrix)
     forward_s = time_call(forward, device, fast_reps, warmup)
-    calls = (forward_backward, lambda: (x.clone(), matrix.clone()),
-             lambda: (buffers[0].copy_(x), buffers[1].copy_(matrix)))
-    if warmup:
-        for fn in calls:
-            fn()
     # The operator and the copies alternate, so they see the same load on a shared machine.
-    rounds = [[time_call(fn, device, 1, 0) for fn in calls] for _ in range(fast_reps)]
+    rounds = time_alternating((forward_backward, lambda: (x.clone(), matrix.clone()),
+                               lambda: (buffers[0].copy_(x), buffers[1].copy_(matrix))), device, fast_reps, warmup)
     forward_backward_s, copy_s, copy_into_s = (statistics.median(column) for column in zip(*rounds))
     row = {
         "shape": shape_name,
