@@ -270,3 +270,19 @@ def test_torch_backend_keeps_no_index_table(shape, mode):
     assert _allocated_bytes(lambda: psa_mask(x, mode, (mh, mw), backend="torch")) == matrix_bytes
     backward = _allocated_bytes(lambda: torch.ops.psanet_lite.psa_mask_backward(grad, mode, mh, mw, "torch"))
     assert backward == input_bytes + (matrix_bytes if mode == "distribute" else 0)
+
+
+@pytest.mark.parametrize("mode", ["collect", "distribute"])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5, 7), (1, 5, 6, 3, 3), (2, 4, 4, 4, 6)], ids=str)
+def test_torch_backend_copies_of_other_devices_run_on_the_cpu(shape, mode, monkeypatch):
+    # On a GPU the window copies are torch views with positive strides and aten flip.out;
+    # running that path on the CPU checks it on machines without a GPU.
+    psa_mask_torch = importlib.import_module("psanet_lite.ops.psa_mask_torch")
+    monkeypatch.setattr(psa_mask_torch, "_copy_numpy", psa_mask_torch._copy_torch)
+    n, height, width, mh, mw = shape
+    a = torch.randn(n, mh * mw, height, width, dtype=torch.float64, requires_grad=True)
+    y = psa_mask(a, mode, (mh, mw), backend="torch")
+    assert torch.equal(y.detach().view(n, height * width, -1), closed_form(a.detach(), mode, mh, mw))
+    grad = torch.randn_like(y)
+    (expected,) = torch.autograd.grad(psa_mask(a, mode, (mh, mw), backend="reference"), a, grad)
+    assert torch.equal(torch.autograd.grad(y, a, grad)[0], expected)
