@@ -98,7 +98,8 @@ def _forward_distribute(f, u, weight, shape, softmax, chunk_elements):
     top = f.new_full((n, 1, hw), float("-inf"))                               # running max m
     total = f.new_zeros(n, 1, hw)                                             # running sum l
     for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
-        scores = _block(_logits(u[:, :, p0:p1], weight), hw, block_index, logit_index, softmax).transpose(1, 2)  # [N, P, HW]
+        block = _block(_logits(u[:, :, p0:p1], weight), hw, block_index, logit_index, softmax)  # [N, HW, P]
+        scores = block.transpose(1, 2)                                        # [N, P, HW]: rows P
         if softmax is None:
             acc.baddbmm_(f[:, :, p0:p1], scores)
             continue
@@ -135,7 +136,8 @@ class _AggregateLogits(torch.autograd.Function):
         hw = height * width
         f, u = features.reshape(n, channels, hw), reduced.reshape(n, reduced.shape[1], hw)
         g = grad_out.reshape(n, channels, hw) * scale                         # [N, C, HW]
-        delta = None if softmax is None else (grad_out.reshape(n, channels, hw) * out).sum(1, keepdim=True)  # [N, 1, HW]
+        # delta(q) = sum_c dOut out: [N, 1, HW]
+        delta = None if softmax is None else (grad_out.reshape(n, channels, hw) * out).sum(1, keepdim=True)
         grad_f, grad_u, grad_w = torch.zeros_like(f), torch.zeros_like(u), torch.zeros_like(weight)
         for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
             u_chunk = u[:, :, p0:p1]                                          # [N, Cu, P]

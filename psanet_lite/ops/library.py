@@ -176,7 +176,8 @@ def psa_aggregate_logits_backward(grad: Tensor, features: Tensor, reduced: Tenso
                                   mh: int, mw: int, softmax: str, scale: float) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients (d features, d reduced, d weight) of psa_aggregate_logits for `grad`."""
     settings = (mode, mh, mw, _softmax_argument(softmax), scale)
-    return _recomputed_gradients(aggregate_logits.psa_aggregate_logits_torch, (features, reduced, weight), settings, grad)
+    run = aggregate_logits.psa_aggregate_logits_torch
+    return _recomputed_gradients(run, (features, reduced, weight), settings, grad)
 
 
 @psa_aggregate_logits_backward.register_fake
