@@ -89,33 +89,11 @@ def valid_ranges(size, mask, half):
     return [(t, t + 1, max(0, t + half - mask + 1), min(size, t + half + 1)) for t in range(size)]
 
 
-def _window_inside(height, width, mh, mw):
-    """True when every address of the whole window (all th, tw, h, w) lies inside A."""
-    half_h, half_w = (mh - 1) // 2, (mw - 1) // 2
-    return 0 <= (half_h - height + 1) * mw + half_w - width + 1 and (half_h + height - 1) * mw + half_w + width <= mh * mw
-
-
 def _backward_pieces(n, height, width, mh, mw):
-    """[(corner, sizes, diagonal)] over axes (n, th, tw, h, w), and whether stray entries were
-    written: exactly the valid pairs, or the whole window when its stray entries can only
-    land on cells that must be 0 (the rows cover the map and mw >= W, so a stray pair's
-    target column tw -+ mw is off the map; see _zero_stray_cells)."""
+    """[(corner, sizes, diagonal)] over axes (n, th, tw, h, w): exactly the valid pairs."""
     rows, columns = valid_ranges(height, mh, (mh - 1) // 2), valid_ranges(width, mw, (mw - 1) // 2)
-    if len(rows) == 1 < len(columns) and mw >= width and _window_inside(height, width, mh, mw):
-        return [((0,) * 5, (n, height, width, height, width), False)], True
     return [((0, th0, tw0, h0, w0), (n, th1 - th0, tw1 - tw0, h1 - h0, w1 - w0), False)
-            for th0, th1, h0, h1 in rows for tw0, tw1, w0, w1 in columns], False
-
-
-def _zero_stray_cells(grad5, width, mw):
-    """Zero the cells of grad5 [N, mh, mw, H, W] that a whole-window backward can have
-    written although their target column is off the map: the mask columns a stray pair's
-    j wraps to (j + mw for j < 0: the right edge; j - mw for j >= mw: the left edge), at
-    the positions w where w + j - hw is off the map."""
-    half_w = (mw - 1) // 2
-    for j in [*range(0, max(0, half_w + width - mw)), *range(max(0, mw + half_w - width + 1), mw)]:
-        grad5[:, :, j, :, :max(0, half_w - j)].zero_()
-        grad5[:, :, j, :, max(0, width + half_w - j):].zero_()
+            for th0, th1, h0, h1 in rows for tw0, tw1, w0, w1 in columns]
 
 
 def _forward_pieces(n, height, width, mh, mw):
@@ -150,8 +128,7 @@ def _split(piece, parts):
     (dst_offset, dst_strides), (src_offset, src_strides), sizes = piece
     axis = 0 if sizes[0] >= parts or sizes[1] == 1 else 1
     bounds = np.linspace(0, sizes[axis], min(parts, sizes[axis]) + 1).astype(int)
-    return [((dst_offset + begin * dst_strides[axis], dst_strides),
-             (src_offset + begin * src_strides[axis], src_strides),
+    return [((dst_offset + begin * dst_strides[axis], dst_strides), (src_offset + begin * src_strides[axis], src_strides),
              sizes[:axis] + (end - begin,) + sizes[axis + 1:]) for begin, end in zip(bounds[:-1], bounds[1:])]
 
 
@@ -230,10 +207,15 @@ def psa_mask_torch_backward(grad, mode, mh, mw):
     """
     n, _, height, width = grad.shape
     hw = height * width
+    if mode == "distribute" and grad.device.type == "cpu":
+        # distribute's gradient is collect's of the transposed matrix. The transpose is a
+        # blocked copy per sample (torch's 2-D path), after which the window copy reads
+        # whole rows; read in place, distribute's rows are columns and every read misses.
+        collect_grad = grad.new_empty(n, hw, hw)
+        for sample, matrix in zip(collect_grad, grad.reshape(n, hw, hw)):
+            sample.copy_(matrix.t())
+        grad, mode = collect_grad, "collect"
     grad_x = grad.new_zeros(n * mh * mw * hw)  # [N*mh*mw*HW]
-    pieces, strays = _backward_pieces(n, height, width, mh, mw)
     _window_copy(grad_x, grad.contiguous().view(-1), mask_window(n, height, width, mh, mw),
-                 matrix_view(height, width, mode), pieces)
-    if strays:
-        _zero_stray_cells(grad_x.view(n, mh, mw, height, width), width, mw)
+                 matrix_view(height, width, mode), _backward_pieces(n, height, width, mh, mw))
     return grad_x.view(n, mh * mw, height, width)
