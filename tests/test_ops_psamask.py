@@ -262,8 +262,7 @@ def _allocated_bytes(fn):
 def test_torch_backend_keeps_no_index_table(shape, mode):
     # Before issue 21 the torch backend cached int64 index tables of 24-32 bytes per
     # written entry (forward and backward orders): 6-8 times the float32 matrix itself.
-    # Now each pass allocates its result and nothing else, but for distribute's
-    # backward on the CPU, which transposes the gradient first (one matrix more).
+    # Now each pass allocates its result and nothing else.
     n, height, width, mh, mw = shape
     hw = height * width
     x = torch.randn(n, mh * mw, height, width)
@@ -271,7 +270,7 @@ def test_torch_backend_keeps_no_index_table(shape, mode):
     matrix_bytes, input_bytes = grad.nbytes, x.nbytes
     assert _allocated_bytes(lambda: psa_mask(x, mode, (mh, mw), backend="torch")) == matrix_bytes
     backward = _allocated_bytes(lambda: torch.ops.psanet_lite.psa_mask_backward(grad, mode, mh, mw, "torch"))
-    assert backward == input_bytes + (matrix_bytes if mode == "distribute" else 0)
+    assert backward == input_bytes
 
 
 @pytest.mark.parametrize("mode", ["collect", "distribute"])

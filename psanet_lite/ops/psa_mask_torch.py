@@ -21,7 +21,7 @@ axis, and each piece reads the [mw, W] slabs A[n, i, :, h, :] while it writes wh
 of Y, which keeps both sides in cache. A piece spans all (tw, w); pairs whose j falls
 outside the mask read a neighbouring cell (an address inside A, checked) and are zeroed
 afterwards. Backward cannot write such stray values into A's window (two of them could
-land on one cell), so it copies the valid pieces only.
+land on one cell), so it copies the valid pieces only, each along dY's contiguous axis.
 
 NumPy views take negative strides, torch's do not. On the CPU the copies run in NumPy on
 the same memory, read as integers of the element's width (a bit copy: bfloat16, NaNs and
@@ -76,22 +76,31 @@ def matrix_view(height, width, mode):
     return Strided(0, (hw * hw, width, 1, width * hw, hw))
 
 
-def valid_ranges(size, mask, half):
+def valid_ranges(size, mask, half, per_position=False):
     """[(t0, t1, p0, p1)]: the pairs (target t, position p) whose mask index t - p + half lies
-    in 0..mask-1, as rectangles: one when all pairs do, else one per target t.
+    in 0..mask-1, as rectangles: one when all pairs do, else one per target t (or, with
+    per_position, one per position p).
 
     >>> valid_ranges(3, 5, 2), valid_ranges(3, 2, 0)
     ([(0, 3, 0, 3)], [(0, 1, 0, 1), (1, 2, 0, 2), (2, 3, 1, 3)])
+    >>> valid_ranges(3, 2, 0, per_position=True)
+    [(0, 2, 0, 1), (1, 3, 1, 2), (2, 3, 2, 3)]
     """
     if half >= size - 1 and mask - 1 - half >= size - 1:
         return [(0, size, 0, size)]
-    # 0 <= half <= mask-1, so every target has at least the pair p = t
+    # 0 <= half <= mask-1, so every rectangle holds at least the pair t = p
+    if per_position:
+        return [(max(0, p - half), min(size, p - half + mask), p, p + 1) for p in range(size)]
     return [(t, t + 1, max(0, t + half - mask + 1), min(size, t + half + 1)) for t in range(size)]
 
 
-def _backward_pieces(n, height, width, mh, mw):
-    """[(corner, sizes, diagonal)] over axes (n, th, tw, h, w): exactly the valid pairs."""
-    rows, columns = valid_ranges(height, mh, (mh - 1) // 2), valid_ranges(width, mw, (mw - 1) // 2)
+def _backward_pieces(n, height, width, mh, mw, mode):
+    """[(corner, sizes, diagonal)] over axes (n, th, tw, h, w): exactly the valid pairs, in
+    rectangles along dY's contiguous axis (w for collect, tw for distribute), which the
+    copy then reads in order."""
+    per_position = mode == "distribute"
+    rows = valid_ranges(height, mh, (mh - 1) // 2, per_position)
+    columns = valid_ranges(width, mw, (mw - 1) // 2, per_position)
     return [((0, th0, tw0, h0, w0), (n, th1 - th0, tw1 - tw0, h1 - h0, w1 - w0), False)
             for th0, th1, h0, h1 in rows for tw0, tw1, w0, w1 in columns]
 
@@ -206,16 +215,7 @@ def psa_mask_torch_backward(grad, mode, mh, mw):
     16.0
     """
     n, _, height, width = grad.shape
-    hw = height * width
-    if mode == "distribute" and grad.device.type == "cpu":
-        # distribute's gradient is collect's of the transposed matrix. The transpose is a
-        # blocked copy per sample (torch's 2-D path), after which the window copy reads
-        # whole rows; read in place, distribute's rows are columns and every read misses.
-        collect_grad = grad.new_empty(n, hw, hw)
-        for sample, matrix in zip(collect_grad, grad.reshape(n, hw, hw)):
-            sample.copy_(matrix.t())
-        grad, mode = collect_grad, "collect"
-    grad_x = grad.new_zeros(n * mh * mw * hw)  # [N*mh*mw*HW]
+    grad_x = grad.new_zeros(n * mh * mw * height * width)  # [N*mh*mw*HW]
     _window_copy(grad_x, grad.contiguous().view(-1), mask_window(n, height, width, mh, mw),
-                 matrix_view(height, width, mode), _backward_pieces(n, height, width, mh, mw))
+                 matrix_view(height, width, mode), _backward_pieces(n, height, width, mh, mw, mode))
     return grad_x.view(n, mh * mw, height, width)
