@@ -43,8 +43,7 @@ import statistics
 import sys
 
 import torch
-from timing import (SHAPES, copy_bandwidth, device_description, peak_bytes, synchronize, time_alternating, time_call,
-                    write_results)
+from timing import SHAPES, copy_bandwidth, device_description, peak_bytes, time_alternating, time_call, write_results
 
 from psanet_lite.export.lowering import psa_mask_indices
 from psanet_lite.ops import available_backends, psa_mask
