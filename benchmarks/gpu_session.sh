@@ -38,11 +38,12 @@ step() {  # step NAME LIMIT_S COMMAND...: run, log, print the tail, pack what ex
 
 for s in $steps; do
     case $s in
-    tests) step tests 200 $py -m pytest -q -p no:cacheprovider -n 6 -m "not browser" \
-        tests/test_ops_gpu.py tests/test_ops_aggregate.py tests/test_ops_psamask.py tests/test_models_psa_head.py ;;
-    psa) step psa 240 $py benchmarks/psa.py ;;
+    tests) step tests 240 $py -m pytest -q -p no:cacheprovider -n 6 -m "not browser" \
+        tests/test_ops_gpu.py tests/test_ops_aggregate.py tests/test_ops_aggregate_logits.py tests/test_ops_psamask.py \
+        tests/test_ops_library.py tests/test_models_psa_head.py tests/test_kernels_compile.py ;;
+    psa) step psa 300 $py benchmarks/psa.py ;;
     psa-bf16) step psa-bf16 200 $py benchmarks/psa.py --dtype bfloat16 ;;
-    psamask) step psamask 120 $py benchmarks/psamask.py ;;
+    psamask) step psamask 180 $py benchmarks/psamask.py ;;
     train) step train 100 $py benchmarks/train_speed.py --device cuda ;;
     train-fullres) step train-fullres 200 $py benchmarks/train_speed.py --device cuda --batch 2 \
         --amp none --amp bf16 --iterations 5 --warmup 2 --tag fullres-fused \

@@ -6,10 +6,14 @@
 
 unfused = psa_aggregate(backend='dense'): psa_mask (its fastest backend here) into
 [N, HW, HW], softmax over dim 1, bmm, what every PSANet implementation runs.
-fused   = the memory-saving route PSAHead(fused=True) picks (ops/backends.py): the CUDA
+fused   = the memory-saving route for a given map (ops/backends.py, save_memory): the CUDA
 kernels on a GPU with CuPy, else the torch blocked-columns fallback; on a GPU also
 fused-torch = psa_aggregate(backend='torch'), the fallback, for comparison.
-Both in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
+From the map's factors (the reduced features U and the last 1x1 convolution's weight W,
+what PSAHead's torch route passes), side by side in a second table:
+conv+unfused = psa_aggregate(F, (U, W), backend='dense'), the 1x1 product then the above,
+fused-logits = psa_aggregate(F, (U, W), backend='torch'), the logits on the fly.
+All in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
 
 Cases: the shapes PSAHead sees after the shrink (benchmarks/timing.py SHAPES:
 Cityscapes 512x1024 -> 32x64 mask 97, 769x769 -> 49x49 mask 97, ADE20K 32x32 mask 66,
@@ -44,12 +48,13 @@ named unless float32) and the table as Markdown beside it.
 import argparse
 import datetime
 import os
+import statistics
 import sys
 
 import torch
 
 from timing import (SHAPES, copy_bandwidth, device_description, matmul_rate, peak_bytes, synchronize,
-                    time_call, write_results)
+                    time_alternating, time_call, write_results)
 
 from psanet_lite.ops import psa_aggregate
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
@@ -95,10 +100,10 @@ def estimated_bytes(impl, batch, height, width, mh, mw, itemsize):
     return grads_and_out + 8 * batch * hw * 4  # softmax statistics, delta
 
 
-def measure(impl, features, attention, mask, device, reps):
-    backend = IMPLEMENTATIONS[impl] or fused_backend(device)
-    f = features.detach().requires_grad_()
-    a = attention.detach().requires_grad_()
+def calls(backend, features, attention, mask):
+    """(forward, forward_backward) of psa_aggregate(features, attention); attention is the map
+    or the pair (U, W). forward runs under no_grad; forward_backward into fresh .grad tensors."""
+    leaves = [t.detach().requires_grad_() for t in (features, *(attention if isinstance(attention, tuple) else [attention]))]
     grad = torch.randn_like(features)
 
     def forward():
@@ -106,14 +111,22 @@ def measure(impl, features, attention, mask, device, reps):
             return psa_aggregate(features, attention, "collect", mask, backend=backend)
 
     def forward_backward():
-        f.grad = a.grad = None
-        psa_aggregate(f, a, "collect", mask, backend=backend).backward(grad)
+        for leaf in leaves:
+            leaf.grad = None
+        given = tuple(leaves[1:]) if isinstance(attention, tuple) else leaves[1]
+        psa_aggregate(leaves[0], given, "collect", mask, backend=backend).backward(grad)
+        for leaf in leaves:
+            leaf.grad = None
 
+    return forward, forward_backward
+
+
+def measure(backend, features, attention, mask, device, reps):
+    forward, forward_backward = calls(backend, features, attention, mask)
     row = {
         "forward_s": time_call(forward, device, reps, warmup=1),
         "forward_backward_s": time_call(forward_backward, device, reps, warmup=1),
     }
-    f.grad = a.grad = None
     row["forward_peak_bytes"] = peak_bytes(forward, device)
     row["forward_backward_peak_bytes"] = peak_bytes(forward_backward, device)
     return row
@@ -157,7 +170,7 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
             case[impl] = {"skipped": f"needs about {need / 2**30:.1f} GiB beyond the inputs, {free / 2**30:.1f} GiB free"}
             continue
         try:
-            row = measure(impl, features, attention, (mh, mw), device, reps)
+            row = measure(IMPLEMENTATIONS[impl] or fused_backend(device), features, attention, (mh, mw), device, reps)
         except torch.cuda.OutOfMemoryError as error:
             case[impl] = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
             continue
@@ -181,6 +194,55 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
         case["scratch_ratio_forward_backward"] = u["forward_backward_scratch_bytes"] / max(1, f["forward_backward_scratch_bytes"])
         case["peak_ratio_forward"] = u["forward_peak_bytes"] / f["forward_peak_bytes"]
     return case
+
+
+def run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps):
+    """The route from the logits' factors against conv + psa_mask + softmax + bmm, side by side.
+
+    Inputs: F and U [N, C, H, W] and the last convolution's weight W [mh*mw, C]. 'conv+unfused'
+    = psa_aggregate(F, (U, W), backend='dense'): the map by the 1x1 product, then the dense
+    route; 'fused-logits' = backend 'torch': the logits on the fly (ops/aggregate_logits.py).
+    Times: medians over rounds in which the two alternate; speedups: medians of the per-round ratios.
+    """
+    features = torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype)
+    factors = (torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype),
+               torch.randn(mh * mw, CHANNELS, device=device, dtype=dtype) / CHANNELS**0.5)  # logits ~ N(0, 1)
+    routes = {impl: calls(backend, features, factors, (mh, mw))
+              for impl, backend in (("conv+unfused", "dense"), ("fused-logits", "torch"))}
+    logits = {impl: {} for impl in routes}
+    try:
+        for k, kind in enumerate(("forward", "forward_backward")):
+            # the two routes alternate call by call, so they share the machine's load
+            rounds = time_alternating([pair[k] for pair in routes.values()], device, reps)
+            for impl, seconds in zip(routes, zip(*rounds)):
+                logits[impl][f"{kind}_s"] = statistics.median(seconds)
+                logits[impl][f"{kind}_peak_bytes"] = peak_bytes(routes[impl][k], device)
+            logits[f"speedup_{kind}"] = statistics.median(dense / fused for dense, fused in rounds)
+            logits[f"peak_ratio_{kind}"] = (logits["conv+unfused"][f"{kind}_peak_bytes"]
+                                            / logits["fused-logits"][f"{kind}_peak_bytes"])
+    except torch.cuda.OutOfMemoryError as error:
+        logits = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
+    finally:
+        synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    case["logits"] = logits
+
+
+def markdown_logits(cases):
+    mib = 2**20
+    lines = ["| case | impl | fwd ms | fwd+bwd ms | fwd peak MiB | fwd+bwd peak MiB |", "|---|---|---|---|---|---|"]
+    for case in cases:
+        label = f"{case['shape']} {case['map'][0]}x{case['map'][1]} mask {case['mask'][0]}x{case['mask'][1]} N={case['batch']}"
+        for impl, row in case.get("logits", {}).items():
+            if not isinstance(row, dict):
+                continue
+            if "skipped" in row:
+                lines.append(f"| {label} | {impl} | skipped: {row['skipped']} | | | |")
+                continue
+            lines.append(f"| {label} | {impl} | {row['forward_s'] * 1e3:.2f} | {row['forward_backward_s'] * 1e3:.2f} | "
+                         f"{row['forward_peak_bytes'] / mib:.1f} | {row['forward_backward_peak_bytes'] / mib:.1f} |")
+    return "\n".join(lines)
 
 
 def markdown(cases):
@@ -225,6 +287,15 @@ def verdicts(cases):
             f"{case['peak_ratio_forward_backward']:.2f}x lower (target {TARGETS['peak_ratio']}x), "
             f"forward+backward scratch {case['scratch_ratio_forward_backward']:.1f}x lower"
         )
+    for case in cases:
+        logits = case.get("logits", {})
+        if "speedup_forward_backward" in logits:
+            lines.append(
+                f"{case['shape']} N={case['batch']}: fused-logits against conv+unfused: forward "
+                f"{logits['speedup_forward']:.2f}x, forward+backward {logits['speedup_forward_backward']:.2f}x faster "
+                f"(GPU target {TARGETS['speedup_forward_backward']}x); peak forward {logits['peak_ratio_forward']:.2f}x, "
+                f"forward+backward {logits['peak_ratio_forward_backward']:.2f}x lower (GPU target {TARGETS['peak_ratio']}x)"
+            )
     for case in cases:
         fused = case.get("fused", {})
         if case["shape"] in FULL_RES and case["batch"] == 2 and "forward_backward_peak_bytes" in fused:
@@ -283,8 +354,13 @@ def main(argv=None):
     cases = []
     for name, height, width, mh, mw, batch in work:
         case = run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine)
+        if name in FULL_RES and on_gpu:
+            # as fused-torch: the torch route's thousand chunks take seconds per call there
+            case["logits"] = {"skipped": "the torch route from the factors is not timed at full resolution on a GPU"}
+        elif "skipped" not in case:
+            run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps)
         cases.append(case)
-        print("\n".join(markdown([case]).splitlines()[2:]), flush=True)
+        print("\n".join(markdown([case]).splitlines()[2:] + markdown_logits([case]).splitlines()[2:]), flush=True)
 
     result = {
         "device": device_description(device),
@@ -313,10 +389,16 @@ def main(argv=None):
         f"Peak memory: {memory_method}. Scratch: peak minus the output (and, for forward+backward, "
         "the input gradients), which every implementation must allocate.",
         "GB/s: compulsory bytes / time; GFLOP/s: window multiply-adds / time (same work for both).",
-        "The index cache psa_mask's torch backend builds in the warm-up call persists across calls and "
-        "is not counted (the fused torch fallback keeps no cache).",
+        "psa_mask's torch backend keeps no index cache (issue 21); nothing persists between calls.",
         "",
         markdown(cases),
+        "",
+        "From the logits' factors (F, U [N, C, H, W], W [mh*mw, C]): conv+unfused = the map by the 1x1 "
+        "product, psa_mask, softmax, bmm (psa_aggregate backend 'dense'); fused-logits = the logits on the fly "
+        "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix. Peaks as above, "
+        "inputs excluded.",
+        "",
+        markdown_logits(cases),
         "",
         *verdicts(cases),
     ]).rstrip() + "\n"

@@ -8,16 +8,26 @@ Cityscapes 512x1024 -> 32x64 map, mask 97x97; Cityscapes 769x769 -> 49x49, mask 
 ADE20K 512x512 -> 32x32, mask 66x66; VOC 512x512 -> 32x32, mask 97.
 
 Measured, per (shape, batch, backend, mode):
-- forward and forward+backward time: median over --reps after one warm-up call
-  (the warm-up also builds the torch backend's cached indices; their build time is
-  reported as `first call`). CUDA: CUDA events; CPU: wall clock. The 'reference'
-  backend runs once (no warm-up): it is the slow teaching version.
+- forward and forward+backward time: median over --reps after one warm-up call.
+  CUDA: CUDA events; CPU: wall clock. The 'reference' backend runs once (no warm-up):
+  it is the slow teaching version.
+- a plain copy of the same bytes, timed in the same run, beside each row: forward+backward
+  writes a new matrix Y (forward) and a new gradient of the map (backward), so the copy
+  is `clone()` of a tensor of each size (new memory, as the operator gets), and, stricter,
+  `copy_` of the same bytes into buffers allocated beforehand; `fwd+bwd / copy` is the ratio
+  of the first (issue 21's CPU target: at most 2 at the Cityscapes shape). Operator and
+  copies alternate call by call, and the ratio is the median of the per-round ratios, so
+  a shared machine's load falls on both alike.
 - peak memory: the most tensor memory alive at once during the call, above what was
   alive before it (inputs and the index cache excluded). CUDA: torch.cuda peak
   allocated bytes. CPU: the running total of the CPU allocator recorded by
   torch.profiler's allocation events (profile_memory=True), in a separate untimed call;
   process RSS or tracemalloc would not see torch's allocations honestly.
-- the torch backend's index cache size (int64 source and target indices).
+- index tables: before issue 21 the torch backend cached int64 tables, 8 bytes per written
+  entry K for the forward source, the forward target (when the mask does not cover the
+  map) and the backward pair: 8*K*(3 or 4) bytes, computed here from K (the export's
+  table, psanet_lite.export.lowering, has one entry per written pair). The strided
+  copies that replaced them keep none: 0 bytes after.
 On a GPU the script also measures the device's copy bandwidth (a large device-to-device
 copy, bytes read + written) and reports each forward's achieved bandwidth, counting
 the input read once and the output written once.
@@ -29,14 +39,14 @@ dtype named unless float32) and the same table as Markdown beside it.
 import argparse
 import datetime
 import os
+import statistics
 import sys
-import time
 
 import torch
-from timing import SHAPES, copy_bandwidth, device_description, peak_bytes, synchronize, time_call, write_results
+from timing import SHAPES, copy_bandwidth, device_description, peak_bytes, time_alternating, time_call, write_results
 
+from psanet_lite.export.lowering import psa_mask_indices
 from psanet_lite.ops import available_backends, psa_mask
-from psanet_lite.ops.psa_mask_torch import psa_mask_indices
 
 MODES = ("collect", "distribute")
 # Where the 'reference' backend runs by default: one shape, where the target
@@ -56,21 +66,19 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
         with torch.no_grad():
             return psa_mask(x, mode, (mh, mw), backend=backend)
 
+    matrix = torch.randn(batch, height * width, height, width, device=device, dtype=dtype)  # also dY
+
     def forward_backward():
         y = psa_mask(x_grad, mode, (mh, mw), backend=backend)
-        y.backward(torch.ones_like(y))
+        y.backward(matrix)
         x_grad.grad = None
 
-    first_call = None
-    if backend == "torch":
-        psa_mask_indices.cache_clear()
-        synchronize(device)
-        begin = time.perf_counter()
-        forward()
-        synchronize(device)
-        first_call = time.perf_counter() - begin
+    buffers = torch.empty_like(x), torch.empty_like(matrix)
     forward_s = time_call(forward, device, fast_reps, warmup)
-    forward_backward_s = time_call(forward_backward, device, fast_reps, warmup)
+    # The operator and the copies alternate, so they see the same load on a shared machine.
+    rounds = time_alternating((forward_backward, lambda: (x.clone(), matrix.clone()),
+                               lambda: (buffers[0].copy_(x), buffers[1].copy_(matrix))), device, fast_reps, warmup)
+    forward_backward_s, copy_s, copy_into_s = (statistics.median(column) for column in zip(*rounds))
     row = {
         "shape": shape_name,
         "map": [height, width],
@@ -86,11 +94,16 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
         "forward_backward_peak_bytes": peak_bytes(forward_backward, device),
         "input_bytes": x.numel() * x.element_size(),
         "output_bytes": batch * (height * width) ** 2 * x.element_size(),
-        "first_call_ms": None if first_call is None else first_call * 1e3,
-        "index_cache_bytes": None,
+        "copy_ms": copy_s * 1e3,
+        "copy_into_ms": copy_into_s * 1e3,
+        "forward_backward_over_copy": statistics.median(op / copy for op, copy, _ in rounds),
+        "index_table_bytes_before": None,
+        "index_table_bytes_after": None,
     }
     if backend == "torch":
-        row["index_cache_bytes"] = psa_mask_indices(height, width, mh, mw, mode, device).nbytes()
+        written = psa_mask_indices(height, width, mh, mw, mode, torch.device("cpu")).forward_source.numel()
+        row["index_table_bytes_before"] = 8 * written * (3 if written == (height * width) ** 2 else 4)
+        row["index_table_bytes_after"] = 0
     if device.type == "cuda":
         row["forward_bandwidth_bytes_per_s"] = (row["input_bytes"] + row["output_bytes"]) / forward_s
     return row
@@ -98,7 +111,8 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
 
 def markdown_table(rows, device):
     mib = 2**20
-    header = ["shape (map, mask)", "batch", "backend", "mode", "fwd ms", "fwd+bwd ms", "fwd peak MiB", "fwd+bwd peak MiB", "in/out MiB", "first call ms", "index cache MiB"]
+    header = ["shape (map, mask)", "batch", "backend", "mode", "fwd ms", "fwd+bwd ms", "copy ms (clone / into)",
+              "fwd+bwd / copy", "fwd peak MiB", "fwd+bwd peak MiB", "in/out MiB", "index tables MiB before / after"]
     if device.type == "cuda":
         header.append("fwd GB/s")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -110,11 +124,13 @@ def markdown_table(rows, device):
             row["mode"],
             f"{row['forward_ms']:.2f}",
             f"{row['forward_backward_ms']:.2f}",
+            f"{row['copy_ms']:.2f} / {row['copy_into_ms']:.2f}",
+            f"{row['forward_backward_over_copy']:.2f}",
             f"{row['forward_peak_bytes'] / mib:.1f}",
             f"{row['forward_backward_peak_bytes'] / mib:.1f}",
             f"{row['input_bytes'] / mib:.1f} / {row['output_bytes'] / mib:.1f}",
-            "" if row["first_call_ms"] is None else f"{row['first_call_ms']:.1f}",
-            "" if row["index_cache_bytes"] is None else f"{row['index_cache_bytes'] / mib:.1f}",
+            "" if row["index_table_bytes_before"] is None
+            else f"{row['index_table_bytes_before'] / mib:.1f} / {row['index_table_bytes_after'] / mib:.1f}",
         ]
         if device.type == "cuda":
             cells.append(f"{row['forward_bandwidth_bytes_per_s'] / 1e9:.0f}")
@@ -179,7 +195,9 @@ def main(argv=None):
                 for mode in MODES:
                     row = measure(shape_name, batch, backend, mode, device, dtype, reps)
                     rows.append(row)
-                    print(f"{shape_name} batch {batch} {backend:9s} {mode:10s} fwd {row['forward_ms']:9.2f} ms  fwd+bwd {row['forward_backward_ms']:9.2f} ms", flush=True)
+                    print(f"{shape_name} batch {batch} {backend:9s} {mode:10s} fwd {row['forward_ms']:9.2f} ms  "
+                          f"fwd+bwd {row['forward_backward_ms']:9.2f} ms  copy {row['copy_ms']:8.2f} ms  "
+                          f"ratio {row['forward_backward_over_copy']:.2f}", flush=True)
 
     result = {
         "device": device_description(device),
@@ -207,7 +225,12 @@ def main(argv=None):
         "Peak memory: the most tensor memory alive at once during the call, above what was alive before "
         + ("(torch.cuda peak allocated bytes)." if device.type == "cuda" else
            "(CPU: the allocator running total from torch.profiler allocation events, separate untimed call)."),
-        "First call: a cold forward including the torch backend's index construction.",
+        "Copy: the same bytes as forward+backward writes (a tensor of the matrix's size and one of the map's), "
+        "by clone() (new memory, like the operator's results) / by copy_ into buffers allocated before; "
+        "fwd+bwd / copy: the median over the rounds of the ratio to the clone time; operator and copies "
+        "alternate, one call each per round, so they share the machine's load.",
+        "Index tables: the int64 tables the torch backend cached before issue 21, 8 bytes x (3 or 4) per written "
+        "entry / the tables it keeps now.",
         "",
         table,
         "",

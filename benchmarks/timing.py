@@ -74,6 +74,16 @@ def time_call(fn, device, reps, warmup):
     return statistics.median(times)
 
 
+def time_alternating(fns, device, reps, warmup=1):
+    """Per-round seconds of each fn, the fns called in turn, one call each per round, after
+    `warmup` untimed rounds: [[s_fn0, s_fn1, ...] for each of `reps` rounds]. Functions
+    compared this way share whatever load the machine has at each moment."""
+    for _ in range(warmup):
+        for fn in fns:
+            fn()
+    return [[time_call(fn, device, 1, 0) for fn in fns] for _ in range(reps)]
+
+
 def cpu_peak_bytes(fn):
     """Peak CPU tensor bytes alive during fn() above the level before it (torch.profiler)."""
     from torch._C._profiler import _EventType

@@ -1,9 +1,11 @@
 """PSAMask against its closed form, written here element by element, on every backend."""
 
 import importlib
+import importlib.util
 import random
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -67,6 +69,8 @@ def _shapes():
         (1, 3, 3, 9, 11),  # odd mask larger than (5, 5)
         (3, 4, 2, 2, 5),  # mixed even/odd
         (1, 1, 1, 1, 1),  # a single position
+        (2, 3, 4, 5, 5),  # covers the rows, not the columns though wider than the map
+        (1, 2, 6, 3, 8),  # the same with an even mask (Cityscapes 512x1024's kind)
     ]
     rng = random.Random(20180908)  # ECCV 2018
     drawn = []
@@ -243,3 +247,43 @@ def test_torch_backend_runs_shape_only_on_the_meta_device():
     for mode in ("collect", "distribute"):
         y = psa_mask(x, mode, (9, 7), backend="torch")
         assert y.device.type == "meta" and y.shape == (2, 30, 5, 6)
+
+
+
+def _allocated_bytes(fn):
+    """Peak bytes of CPU tensors alive during fn(): the benchmarks' own measure (benchmarks/timing.py)."""
+    spec = importlib.util.spec_from_file_location("timing", Path(__file__).resolve().parents[1] / "benchmarks" / "timing.py")
+    timing = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(timing)
+    return timing.cpu_peak_bytes(fn)
+
+@pytest.mark.parametrize("mode", ["collect", "distribute"])
+@pytest.mark.parametrize("shape", [(2, 6, 8, 11, 15), (2, 6, 8, 7, 9)], ids=["covering", "partial"])
+def test_torch_backend_keeps_no_index_table(shape, mode):
+    # Before issue 21 the torch backend cached int64 index tables of 24-32 bytes per
+    # written entry (forward and backward orders): 6-8 times the float32 matrix itself.
+    # Now each pass allocates its result and nothing else.
+    n, height, width, mh, mw = shape
+    hw = height * width
+    x = torch.randn(n, mh * mw, height, width)
+    grad = torch.randn(n, hw, height, width)
+    matrix_bytes, input_bytes = grad.nbytes, x.nbytes
+    assert _allocated_bytes(lambda: psa_mask(x, mode, (mh, mw), backend="torch")) == matrix_bytes
+    backward = _allocated_bytes(lambda: torch.ops.psanet_lite.psa_mask_backward(grad, mode, mh, mw, "torch"))
+    assert backward == input_bytes
+
+
+@pytest.mark.parametrize("mode", ["collect", "distribute"])
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5, 7), (1, 5, 6, 3, 3), (2, 4, 4, 4, 6)], ids=str)
+def test_torch_backend_copies_of_other_devices_run_on_the_cpu(shape, mode, monkeypatch):
+    # On a GPU the window copies are torch views with positive strides and aten flip.out;
+    # running that path on the CPU checks it on machines without a GPU.
+    psa_mask_torch = importlib.import_module("psanet_lite.ops.psa_mask_torch")
+    monkeypatch.setattr(psa_mask_torch, "_copy_numpy", psa_mask_torch._copy_torch)
+    n, height, width, mh, mw = shape
+    a = torch.randn(n, mh * mw, height, width, dtype=torch.float64, requires_grad=True)
+    y = psa_mask(a, mode, (mh, mw), backend="torch")
+    assert torch.equal(y.detach().view(n, height * width, -1), closed_form(a.detach(), mode, mh, mw))
+    grad = torch.randn_like(y)
+    (expected,) = torch.autograd.grad(psa_mask(a, mode, (mh, mw), backend="reference"), a, grad)
+    assert torch.equal(torch.autograd.grad(y, a, grad)[0], expected)

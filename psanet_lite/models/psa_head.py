@@ -33,6 +33,7 @@ from torch import nn
 
 from psanet_lite.models.conv_bn_relu import ConvBNReLU
 from psanet_lite.ops import AGGREGATE_BACKENDS, psa_aggregate, psa_attention, resolve_mask_size
+from psanet_lite.ops.aggregate_logits import over_completed_map
 from psanet_lite.ops.attention import check_softmax
 from psanet_lite.ops.backends import FUSED_BACKENDS, check_backend, choose_backend
 
@@ -85,6 +86,9 @@ class PSAHead(nn.Module):
             'torch' or 'cupy'; None picks the fastest (see psanet_lite/ops/backends.py).
         fused: with backend None, pick the memory-saving route that never stores the
             attention matrix ('cupy' on CUDA when CuPy works, else 'torch'); not with compact.
+            On 'torch' the head hands over the attention branch's last convolution input and
+            weight, and the logits are computed on the fly: the over-completed map is not
+            stored either.
 
     Input [N, in_channels, H, W] -> logits [N, num_classes, H, W].
 
@@ -185,10 +189,13 @@ class PSAHead(nn.Module):
     def forward(self, x):
         height, width = x.shape[-2:]  # x: [N, Cin, H, W]
         backend = choose_backend(x.device, self.backend, AGGREGATE_BACKENDS, save_memory=self.fused)
+        # The torch route takes the last convolution's input and weight instead of its
+        # output: it computes the logits on the fly and never stores the map.
+        factors = backend == "torch"
         recorded, aggregated = {}, []
-        for direction, features, logits in self._branches(x):
+        for direction, features, logits in self._branches(x, factors):
             if self.record_attention:
-                recorded[direction] = logits.detach()
+                recorded[direction] = (over_completed_map(*logits) if factors else logits).detach()
             aggregated.append(psa_aggregate(
                 features, logits, self._mode(direction), self.mask_size, self.softmax,
                 self.normalization_factor, backend, self.compact,
@@ -200,15 +207,20 @@ class PSAHead(nn.Module):
         out = self.fuse(torch.cat([x, out], dim=1))  # [N, C, H, W]
         return self.classifier(self.dropout(out))  # [N, num_classes, H, W]
 
-    def _branches(self, x):
-        """Yield (direction, features [N, C, h', w'], over-completed map [N, mh*mw, h', w'])."""
+    def _branches(self, x, factors=False):
+        """Yield (direction, features [N, C, h', w'], over-completed map [N, mh*mw, h', w']);
+        with `factors`, the map's factors (input [N, C, h', w'], weight [mh*mw, C]) instead."""
         h, w, align_corners = self.attention_grid(*x.shape[-2:])
         for direction in self.directions:
             branch = getattr(self, direction)
             features = branch.reduce(x)  # [N, C, H, W]
             if self.shrink_factor != 1:
                 features = F.interpolate(features, size=(h, w), mode="bilinear", align_corners=align_corners)
-            yield direction, features, branch.attention(features)
+            if factors:
+                hidden, last = branch.attention
+                yield direction, features, (hidden(features), last.weight.flatten(1))
+            else:
+                yield direction, features, branch.attention(features)
 
     def _mode(self, direction):
         """The ops mode of a direction. ops' compact layout follows mmsegmentation's 'bi' mode

@@ -57,7 +57,8 @@ Backward. With G = dL/dout and G' = G / nf:
             dA at the place holding z_k(q) = P_k(q) (dP_k(q) - delta(q)),
             dP_k(q) = sum_c G'[c, q] F[c, r_k(q)]; without softmax dA = dP_k(q).
 
-Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU), 'cupy'
+Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU; given the map's
+factors instead of the map, aggregate_logits: the logits on the fly), 'cupy'
 (aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu), 'dense' (the unfused
 composition above, ops/attention.py, the baseline the others are checked and timed
 against) and 'reference' (the same on psa_mask's Python loops). ops/backends.py says
@@ -70,6 +71,7 @@ import numbers
 import torch
 
 from psanet_lite.ops import library
+from psanet_lite.ops.aggregate_logits import over_completed_map
 from psanet_lite.ops.attention import check_softmax, psa_attention
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, FUSED_BACKENDS, choose_backend
 from psanet_lite.ops.psa_mask import MODES, resolve_mask_size
@@ -84,33 +86,58 @@ def _check_tensor(name, x, layout):
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 
+def _check_same(features, name, x):
+    if features.dtype != x.dtype:
+        raise TypeError(f"features and {name} must have the same dtype, got {features.dtype} and {x.dtype}")
+    if features.device != x.device:
+        raise ValueError(f"features and {name} must be on the same device, got {features.device} and {x.device}")
+
+
+def _check_factors(features, attention):
+    """Validate the pair (reduced, weight); return (reduced, weight as [mh*mw, Cu])."""
+    if len(attention) != 2:
+        raise ValueError(f"attention as a sequence must be the pair (reduced, weight), got {len(attention)} items")
+    reduced, weight = attention
+    _check_tensor("reduced", reduced, "[N, Cu, H, W]")
+    if not isinstance(weight, torch.Tensor) or not weight.is_floating_point():
+        raise TypeError(f"weight must be a floating-point torch.Tensor [mh*mw, Cu], got {weight!r:.80}")
+    if weight.dim() == 4 and weight.shape[2:] == (1, 1):
+        weight = weight.flatten(1)  # a 1x1 convolution's [mh*mw, Cu, 1, 1]
+    if weight.dim() != 2 or weight.shape[1] != reduced.shape[1]:
+        raise ValueError(
+            f"weight must be [mh*mw, Cu] (or a 1x1 convolution's [mh*mw, Cu, 1, 1]) with Cu = "
+            f"{reduced.shape[1]} (reduced's channels), got shape {tuple(weight.shape)}"
+        )
+    for name, x in (("reduced", reduced), ("weight", weight)):
+        _check_same(features, name, x)
+    return reduced, weight
+
+
 def _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor, compact):
     """Validate everything; return (mh, mw, scale)."""
     _check_tensor("features", features, "[N, C, H, W]")
-    _check_tensor("attention", attention, "[N, mh*mw, H, W]")
-    if features.dtype != attention.dtype:
-        raise TypeError(
-            f"features and attention must have the same dtype, got {features.dtype} and {attention.dtype}"
-        )
-    if features.device != attention.device:
-        raise ValueError(
-            f"features and attention must be on the same device, got {features.device} and {attention.device}"
-        )
+    if isinstance(attention, (tuple, list)):
+        reduced, weight = _check_factors(features, attention)
+        spatial, name, cells, given = reduced, "reduced", weight.shape[0], f"weight {tuple(weight.shape)}"
+    else:
+        _check_tensor("attention", attention, "[N, mh*mw, H, W]")
+        _check_same(features, "attention", attention)
+        spatial, name, cells, given = attention, "attention", attention.shape[1], f"shape {tuple(attention.shape)}"
     n, _, height, width = features.shape
-    if (attention.shape[0], attention.shape[2], attention.shape[3]) != (n, height, width):
+    if (spatial.shape[0], spatial.shape[2], spatial.shape[3]) != (n, height, width):
         raise ValueError(
-            f"features [N, C, H, W] = {tuple(features.shape)} and attention [N, mh*mw, H, W] = "
-            f"{tuple(attention.shape)} must agree in N, H and W"
+            f"features [N, C, H, W] = {tuple(features.shape)} and {name} = {tuple(spatial.shape)} "
+            f"must agree in N, H and W"
         )
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     check_softmax(softmax)
     mh, mw = (height, width) if compact else resolve_mask_size(mask_size, height, width)
-    if attention.shape[1] != mh * mw:
+    if cells != mh * mw:
         raise ValueError(
             f"attention must have mh*mw = {mh}*{mw} = {mh * mw} channels for mask_size "
             f"{'compact' if compact else repr(mask_size)} on a {height}x{width} map, "
-            f"got {attention.shape[1]} (shape {tuple(attention.shape)})"
+            f"got {cells} ({given})"
         )
     if normalization_factor is None:
         normalization_factor = mh * mw
@@ -142,7 +169,11 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
 
     Args:
         features: [N, C, H, W] floating-point tensor.
-        attention: [N, mh*mw, H, W] over-completed map, same dtype and device.
+        attention: [N, mh*mw, H, W] over-completed map, same dtype and device; or the
+            pair (reduced [N, Cu, H, W], weight [mh*mw, Cu]) whose 1x1 product it is
+            (the bias-free last convolution of the attention branch): then backend 'torch'
+            computes the logits on the fly (ops/aggregate_logits.py) and never stores the
+            map; the other backends build the map from the pair first.
         mode: 'collect' or 'distribute'.
         mask_size: None for (2H-1, 2W-1), an int, or (mh, mw).
         softmax: 'reference' (over the whole zero-filled column, as every PSANet
@@ -161,9 +192,18 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
         >>> features, attention = torch.randn(2, 8, 5, 6), torch.randn(2, 9 * 11, 5, 6)
         >>> psa_aggregate(features, attention, "collect", (9, 11)).shape
         torch.Size([2, 8, 5, 6])
+        >>> reduced, weight = torch.randn(2, 4, 5, 6), torch.randn(9 * 11, 4)
+        >>> psa_aggregate(features, (reduced, weight), "distribute", (9, 11), backend="torch").shape
+        torch.Size([2, 8, 5, 6])
     """
     mh, mw, scale = _check_inputs(features, attention, mode, mask_size, softmax, normalization_factor, compact)
     name = choose_backend(features.device, backend, AGGREGATE_BACKENDS)
+    if isinstance(attention, (tuple, list)):
+        reduced, weight = _check_factors(features, attention)
+        if name == "torch" and not compact:
+            # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py)
+            return library.psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax or "none", scale)
+        attention = over_completed_map(reduced, weight)  # [N, mh*mw, H, W]
     if name not in FUSED_BACKENDS:
         mask_backend = "reference" if name == "reference" else None
         return _aggregate_dense(features, attention, mode, (mh, mw), softmax, scale, compact, mask_backend)

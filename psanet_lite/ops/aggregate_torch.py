@@ -33,13 +33,14 @@ CHUNK_ELEMENTS = 2**21
 MIN_BLOCKS = 8
 
 
-def chunk_width(batch, hw, chunk_elements=CHUNK_ELEMENTS):
-    """Output positions per block: at least MIN_BLOCKS blocks, each within `chunk_elements`.
+def chunk_width(batch, hw, chunk_elements=CHUNK_ELEMENTS, rows=None):
+    """Output positions per block: at least MIN_BLOCKS blocks, each of batch * rows * width
+    numbers (rows: HW unless given) within `chunk_elements`.
 
-    >>> chunk_width(2, 32 * 32), chunk_width(2, 128 * 256)
-    (128, 32)
+    >>> chunk_width(2, 32 * 32), chunk_width(2, 128 * 256), chunk_width(2, 32 * 32, rows=97 * 97)
+    (128, 32, 111)
     """
-    return max(1, min(-(-hw // MIN_BLOCKS), chunk_elements // (batch * hw)))
+    return max(1, min(-(-hw // MIN_BLOCKS), chunk_elements // (batch * (hw if rows is None else rows))))
 
 
 def column_block_indices(height, width, mh, mw, mode, q0, q1, device):

@@ -1,8 +1,8 @@
 """Which implementation runs: the one backend chooser of psa_mask and psa_aggregate.
 
 psa_mask (the [N, HW, H, W] matrix) has three backends: 'reference' (Python loops over
-positions and mask cells, ops/psa_mask_reference.py), 'torch' (precomputed indices,
-one gather per pass, ops/psa_mask_torch.py) and 'cupy' (a raw CUDA kernel,
+positions and mask cells, ops/psa_mask_reference.py), 'torch' (strided copies of the
+mask window, no index table, ops/psa_mask_torch.py) and 'cupy' (a raw CUDA kernel,
 kernels/psamask.cu, CUDA tensors only).
 
 psa_aggregate (mask, softmax and matrix product) has four: 'reference' (the dense
@@ -13,7 +13,8 @@ kernels/psa_aggregate.cu).
 
 None picks the fastest on the measured shapes, on every device:
 
-- psa_mask: 'torch'. On an H100 the torch gather beats the CuPy kernel forward+backward
+- psa_mask: 'torch'. On an H100 the torch backend (then an index gather; the strided copies
+  that replaced it are not yet measured there) beat the CuPy kernel forward+backward
   at every published shape (benchmarks/results/psamask-nvidia-h100-80gb-hbm3-2026-11-22.md,
   e.g. Cityscapes 512x1024 N=2 collect: 0.62 ms against 1.08 ms); on a CPU it is the
   only compiled route.
@@ -25,7 +26,9 @@ None picks the fastest on the measured shapes, on every device:
 
 The fused routes save memory instead: they never store the [N, HW, HW] matrix.
 `save_memory=True` (the head's `fused=True`) picks 'cupy' on CUDA when CuPy works,
-else 'torch'.
+else 'torch'. On 'torch' the head passes the map's factors (the last convolution's input
+and weight), so the route computes the logits on the fly and never stores the
+over-completed map either (ops/aggregate_logits.py; not yet measured on a GPU).
 """
 
 import warnings

@@ -1,7 +1,7 @@
 """PSAMask and the fused PSA aggregation as `torch.library` custom operators.
 
-The backends (psa_mask_torch, psa_mask_cupy, aggregate_torch, aggregate_cupy) build
-index tables, cache them and launch CUDA kernels: Python that torch.compile and
+The backends (psa_mask_torch, psa_mask_cupy, aggregate_torch, aggregate_cupy) copy
+through NumPy views, build index tables and launch CUDA kernels: Python that torch.compile and
 torch.export cannot trace through. Registered as operators, they become one opaque
 node each, described to the tracers by
 
@@ -13,6 +13,9 @@ node each, described to the tracers by
     psanet_lite::psa_aggregate(features [N, C, H, W], attention [N, mh*mw, H, W],
                                mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
     psanet_lite::psa_aggregate_backward(grad, features, attention, ...) -> (dF, dA)
+    psanet_lite::psa_aggregate_logits(features, reduced [N, Cu, H, W], weight [mh*mw, Cu],
+                                      mode, mh, mw, softmax, scale) -> [N, C, H, W]
+    psanet_lite::psa_aggregate_logits_backward(grad, features, reduced, weight, ...) -> (dF, dU, dW)
 
 PSAMask is linear, so the backward of its backward is PSAMask again. The aggregation's
 backward reruns the backend's own forward and backward (its autograd.Function), which
@@ -30,7 +33,7 @@ psa_aggregate) before they call these operators. `softmax` is a string here
 import torch
 from torch import Tensor
 
-from psanet_lite.ops import aggregate_torch, psa_mask_torch
+from psanet_lite.ops import aggregate_logits, aggregate_torch, psa_mask_torch
 
 OP_BACKENDS = ("torch", "cupy")
 
@@ -65,11 +68,7 @@ def psa_mask_backward(grad: Tensor, mode: str, mh: int, mw: int, backend: str) -
 
         out = grad.new_empty(n, mh * mw, height, width)
         return psa_mask_cupy.psamask_backward_into(grad.contiguous(), out, mode, mh, mw)
-    indices = psa_mask_torch.psa_mask_indices(height, width, mh, mw, mode, grad.device)
-    out = grad.new_zeros(n, mh * mw * height * width)                     # [N, mh*mw*HW]
-    picked = grad.reshape(n, -1).index_select(1, indices.backward_target)  # [N, K]
-    out.index_copy_(1, indices.backward_source, picked)
-    return out.view(n, mh * mw, height, width)
+    return psa_mask_torch.psa_mask_torch_backward(grad, mode, mh, mw)
 
 
 @psa_mask_backward.register_fake
@@ -121,16 +120,33 @@ def _psa_aggregate_fake(features, attention, mode, mh, mw, softmax, scale, backe
     return torch.empty_like(features)
 
 
+def _recomputed_gradients(run, tensors, settings, grad):
+    """Gradients of run(*tensors, *settings) for the output gradient `grad`, by rerunning it."""
+    with torch.enable_grad():
+        leaves = tuple(tensor.detach().requires_grad_() for tensor in tensors)
+        return torch.autograd.grad(run(*leaves, *settings), leaves, grad)
+
+
+def _register_recomputed_autograd(operator, backward_operator, tensor_count):
+    """The autograd formula of `operator`: its first `tensor_count` inputs are the tensors,
+    `backward_operator(grad, *tensors, *settings)` returns their gradients."""
+
+    def setup(ctx, inputs, output):
+        ctx.save_for_backward(*inputs[:tensor_count])
+        ctx.settings = inputs[tensor_count:]
+
+    def gradient(ctx, grad):
+        return tuple(backward_operator(grad, *ctx.saved_tensors, *ctx.settings)) + (None,) * len(ctx.settings)
+
+    operator.register_autograd(gradient, setup_context=setup)
+
+
 @torch.library.custom_op("psanet_lite::psa_aggregate_backward", mutates_args=())
 def psa_aggregate_backward(grad: Tensor, features: Tensor, attention: Tensor, mode: str, mh: int, mw: int,
                            softmax: str, scale: float, backend: str) -> tuple[Tensor, Tensor]:
     """Gradients (d features, d attention) of psa_aggregate for the output gradient `grad`."""
-    run = _aggregate_backend(backend)
-    with torch.enable_grad():
-        leaves = features.detach().requires_grad_(), attention.detach().requires_grad_()
-        out = run(*leaves, mode, mh, mw, _softmax_argument(softmax), scale)  # [N, C, H, W]
-        grad_features, grad_attention = torch.autograd.grad(out, leaves, grad)
-    return grad_features, grad_attention
+    settings = (mode, mh, mw, _softmax_argument(softmax), scale)
+    return _recomputed_gradients(_aggregate_backend(backend), (features, attention), settings, grad)
 
 
 @psa_aggregate_backward.register_fake
@@ -138,15 +154,35 @@ def _psa_aggregate_backward_fake(grad, features, attention, mode, mh, mw, softma
     return torch.empty_like(features), torch.empty_like(attention)
 
 
-def _setup_psa_aggregate(ctx, inputs, output):
-    features, attention, *ctx.settings = inputs
-    ctx.save_for_backward(features, attention)
+_register_recomputed_autograd(psa_aggregate, psa_aggregate_backward, 2)
 
 
-def _psa_aggregate_grad(ctx, grad):
-    features, attention = ctx.saved_tensors
-    grad_features, grad_attention = psa_aggregate_backward(grad, features, attention, *ctx.settings)
-    return (grad_features, grad_attention) + (None,) * len(ctx.settings)
+@torch.library.custom_op("psanet_lite::psa_aggregate_logits", mutates_args=())
+def psa_aggregate_logits(features: Tensor, reduced: Tensor, weight: Tensor, mode: str, mh: int, mw: int,
+                         softmax: str, scale: float) -> Tensor:
+    """Fused aggregation from the logits' factors (ops/aggregate_logits.py) -> [N, C, H, W]."""
+    with torch.no_grad():
+        return aggregate_logits.psa_aggregate_logits_torch(features, reduced, weight, mode, mh, mw,
+                                                           _softmax_argument(softmax), scale)
 
 
-psa_aggregate.register_autograd(_psa_aggregate_grad, setup_context=_setup_psa_aggregate)
+@psa_aggregate_logits.register_fake
+def _psa_aggregate_logits_fake(features, reduced, weight, mode, mh, mw, softmax, scale):
+    return torch.empty_like(features)
+
+
+@torch.library.custom_op("psanet_lite::psa_aggregate_logits_backward", mutates_args=())
+def psa_aggregate_logits_backward(grad: Tensor, features: Tensor, reduced: Tensor, weight: Tensor, mode: str,
+                                  mh: int, mw: int, softmax: str, scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients (d features, d reduced, d weight) of psa_aggregate_logits for `grad`."""
+    settings = (mode, mh, mw, _softmax_argument(softmax), scale)
+    run = aggregate_logits.psa_aggregate_logits_torch
+    return _recomputed_gradients(run, (features, reduced, weight), settings, grad)
+
+
+@psa_aggregate_logits_backward.register_fake
+def _psa_aggregate_logits_backward_fake(grad, features, reduced, weight, mode, mh, mw, softmax, scale):
+    return torch.empty_like(features), torch.empty_like(reduced), torch.empty_like(weight)
+
+
+_register_recomputed_autograd(psa_aggregate_logits, psa_aggregate_logits_backward, 3)

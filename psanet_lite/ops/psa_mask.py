@@ -13,7 +13,7 @@ mask cell (i, j) whose target t lies inside the map; every other entry of Y is 0
 This is exactly mmcv's PSAMask (even masks included: mask 4 covers offsets -1..2).
 
 Three backends compute the same numbers: 'reference' (Python loops, the paper's text
-in code), 'torch' (one gather, CPU and GPU) and 'cupy' (a CUDA kernel); ops/backends.py
+in code), 'torch' (strided copies of the mask window, CPU and GPU) and 'cupy' (a CUDA kernel); ops/backends.py
 says which runs by default and why.
 """
 
