@@ -11,10 +11,16 @@ band more than 76 px away (data/README.md), beyond the 74 px reach of the FCN
 network's receptive field. The paper's ablation compares the same heads (PSA
 collect, distribute, bi-direction against the network without PSA) on ADE20K.
 
+With --task markers each head is trained on the context dataset first and then, from
+those weights, on the marker dataset (data/README.md), where an object's shape selects
+the offset of the marker that decides its class.
+
     python benchmarks/ablation_context.py                     # preset budget, all variants
     python benchmarks/ablation_context.py --iterations 600    # a smaller budget
+    python benchmarks/ablation_context.py --task markers --seed 1
 
-Writes benchmarks/results/ablation_context.json and .md; training runs go to
+Writes benchmarks/results/ablation_context.json and .md (ablation_markers.* for
+--task markers); training runs go to
 --work-dir (default runs/ablation_context, ignored by git).
 """
 import argparse
@@ -28,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from psanet_lite.book import VARIANTS  # the heads of the ablation, defined once for the book and here
+from psanet_lite.book import TASKS, VARIANTS  # the heads of the ablation, defined once for the book and here
 from psanet_lite.build import build_model
 from psanet_lite.configs import get_config
 from psanet_lite.data import build_dataset
@@ -38,20 +44,36 @@ from psanet_lite.engine.run_log import json_safe
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def run_variant(key, iterations, work_dir, seed, workers):
-    label, overrides = VARIANTS[key]
-    config = get_config("psanet_lite_context", iterations=iterations, eval_interval=0,
-                         checkpoint_interval=iterations, **overrides)
-    run_dir = Path(work_dir) / key
+def _train(config, run_dir, seed, workers):
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: its time is part of the result
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     train(config, run_dir, TrainOptions(seed=seed, workers=workers, evaluate=False, log_interval=50, progress=False))
-    train_seconds, cpu_seconds = time.perf_counter() - start_wall, time.process_time() - start_cpu
-    model = build_model(checkpoint=str(run_dir / "final.pt")).eval()
-    metrics = evaluate(model, build_dataset(config.data, "val"), config)
+    return time.perf_counter() - start_wall, time.process_time() - start_cpu
+
+
+def run_variant(key, iterations, work_dir, seed, workers, task="context"):
+    """Train head `key` on `task` and evaluate it. On 'markers' the head is first trained on
+    'context' for the same budget and the marker run starts from it (model.load_from), as
+    the book's runs do (psanet_lite.book.marker_run); both trainings count in its time."""
+    label, overrides = VARIANTS[key]
+    run_dir = Path(work_dir) / f"{key}-seed{seed}"
+    context = get_config(TASKS["context"], iterations=iterations, eval_interval=0,
+                         checkpoint_interval=iterations, **overrides)
+    train_seconds, cpu_seconds = _train(context, run_dir / "context", seed, workers)
+    config = context
+    if task == "markers":
+        config = get_config(TASKS["markers"], iterations=iterations, eval_interval=0, checkpoint_interval=iterations,
+                            load_from=str(run_dir / "context" / "final.pt"), **overrides)
+        seconds = _train(config, run_dir / "markers", seed, workers)
+        train_seconds, cpu_seconds = train_seconds + seconds[0], cpu_seconds + seconds[1]
+    model = build_model(checkpoint=str(run_dir / task / "final.pt")).eval()
+    val = build_dataset(config.data, "val")
+    metrics = evaluate(model, val, config)
     return {
         "variant": key,
         "label": label,
+        "task": task,
+        "seed": seed,
         "parameters": sum(p.numel() for p in model.parameters()),
         "decode_head_parameters": sum(p.numel() for p in model.decode_head.parameters()),
         "iterations": iterations,
@@ -59,16 +81,18 @@ def run_variant(key, iterations, work_dir, seed, workers):
         "train_seconds": round(train_seconds, 1),
         "train_cpu_seconds": round(cpu_seconds, 1),
         **{k: metrics[k] for k in ("mIoU", "mAcc", "aAcc", "IoU", "Acc")},
-        "classes": list(build_dataset(config.data, "val").classes),
+        "classes": list(val.classes),
     }
 
 
 def markdown(report) -> str:
     rows = report["rows"]
     lines = [
-        f"# Ablation on the context dataset ({report['date']})",
+        f"# Ablation on the {report.get('task', 'context')} dataset ({report['date']})",
         "",
-        f"Preset `psanet_lite_context`, {rows[0]['iterations']} iterations of batch {rows[0]['batch_size']} "
+        f"Preset `{TASKS[report.get('task', 'context')]}`"
+        + (" (each head first trained on the context dataset, then from those weights)"
+           if report.get("task") == "markers" else "") + ", {rows[0]['iterations']} iterations of batch {rows[0]['batch_size']} "
         f"per variant (seed {report['seed']}), validation split ({report['val_images']} images), "
         f"{report['machine']}. Command: `{report['command']}`.",
         "",
@@ -97,6 +121,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the budget assumes 2 CPU cores)")
     parser.add_argument("--workers", type=int, default=1, help="data-loading processes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--task", choices=list(TASKS), default="context",
+                        help="'markers' trains each head on 'context' first, then on 'markers' from it")
     parser.add_argument("--work-dir", default="runs/ablation_context")
     parser.add_argument("--out", default=str(RESULTS), help="folder for ablation_context.json / .md")
     args = parser.parse_args()
@@ -109,7 +135,7 @@ def main():
     load_before = os.getloadavg()[0]
     rows = []
     for key in keys:
-        row = run_variant(key, args.iterations, args.work_dir, args.seed, args.workers)
+        row = run_variant(key, args.iterations, args.work_dir, args.seed, args.workers, args.task)
         rows.append(row)
         print(f"{row['label']:<20} mIoU {100 * row['mIoU']:5.1f}  ({row['train_seconds']:.0f} s training)", flush=True)
 
@@ -117,17 +143,20 @@ def main():
         "rows": rows,
         "date": datetime.date.today().isoformat(),
         "seed": args.seed,
-        "val_images": len(build_dataset(get_config("psanet_lite_context").data, "val")),
+        "task": args.task,
+        "val_images": len(build_dataset(get_config(TASKS[args.task]).data, "val")),
         "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
                    f"{args.threads} torch threads, torch {torch.__version__}",
-        "command": f"python benchmarks/ablation_context.py --iterations {args.iterations} --threads {args.threads}",
+        "command": f"python benchmarks/ablation_context.py --task {args.task} --iterations {args.iterations} "
+                   f"--threads {args.threads} --seed {args.seed}",
         "load_average": f"{load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end",
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report = json_safe(report)  # NaN (a class absent from labels and predictions) -> null
-    (out / "ablation_context.json").write_text(json.dumps(report, indent=1))
-    (out / "ablation_context.md").write_text(markdown(report))
+    stem = "ablation_context" if args.task == "context" else f"ablation_{args.task}"
+    (out / f"{stem}.json").write_text(json.dumps(report, indent=1))
+    (out / f"{stem}.md").write_text(markdown(report))
     print(markdown(report))
 
 

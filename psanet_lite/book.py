@@ -57,6 +57,12 @@ VARIANTS = {
     "distribute": ("PSA, distribute", {"psa_type": "distribute", "channels": 80}),
     "bi": ("PSA, bi-direction (PSANet)", {"psa_type": "bi"}),
 }
+# The book's two tasks (data/README.md): on 'context' one cue colours every object of an
+# image; on 'markers' each object's shape selects the offset of the marker that decides
+# it. Marker runs start from the context run of the same head and seed (model.load_from):
+# trained from scratch, the attention branches get too little gradient to learn where to
+# look within the budget. key: preset
+TASKS = {"context": "psanet_lite_context", "markers": "psanet_lite_markers"}
 BOOK_ITERATIONS = 600  # what chapters 6-8 train for (batch 8: 4800 images, a few minutes on 2 cores)
 EVALUATIONS = 6  # validation points per run, for the mIoU curve
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
@@ -94,24 +100,28 @@ class ContextRun:
         return records[-1]
 
 
-def book_config(variant: str = "bi", iterations: int = BOOK_ITERATIONS) -> Config:
-    """The config of the book's run `variant` (a key of VARIANTS).
+def book_config(variant: str = "bi", iterations: int = BOOK_ITERATIONS, task: str = "context") -> Config:
+    """The config of the book's run `variant` (a key of VARIANTS) on `task` (a key of TASKS).
 
-    The 'psanet_lite_context' preset (whose learning rate and augmentation depart from
-    mmsegmentation's for reasons chapter 6 shows) with the variant's head,
-    `iterations` optimizer steps, one training checkpoint at the end and EVALUATIONS
-    validation passes.
+    The task's preset ('psanet_lite_context' or 'psanet_lite_markers', whose learning rate
+    and augmentation depart from mmsegmentation's for reasons chapter 6 shows) with the
+    variant's head, `iterations` optimizer steps, one training checkpoint at the end and
+    EVALUATIONS validation passes.
 
     Example:
         >>> book_config("collect", 100).model.psa_type
         'collect'
+        >>> book_config("bi", 100, task="markers").data.dataset
+        'markers'
     """
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {tuple(VARIANTS)}, got {variant!r}")
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {tuple(TASKS)}, got {task!r}")
     if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 1:
         raise ValueError(f"iterations must be a positive int, got {iterations!r}")
-    return get_config("psanet_lite_context").replace(
-        name=f"psanet_lite_context_{variant}",
+    return get_config(TASKS[task]).replace(
+        name=f"{TASKS[task]}_{variant}",
         iterations=iterations,
         checkpoint_interval=iterations,
         eval_interval=max(iterations // EVALUATIONS, 1),
@@ -140,7 +150,8 @@ def run_key(config: Config, seed: int, device_type: str = "cpu") -> str:
         >>> run_key(book_config("bi", 10), 0) == run_key(book_config("bi", 10), 0, "cuda")
         False
     """
-    recipe = {"config": config.to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS), "recipe": RECIPE,
+    # load_from names a file of this machine's cache; the fingerprint covers the weights it holds
+    recipe = {"config": config.replace(load_from=None).to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS), "recipe": RECIPE,
               "fingerprint": _fingerprint(config, seed), "device": device_type}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:16]}"
@@ -189,7 +200,26 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
         >>> run.final_metrics["mIoU"]  # doctest: +SKIP
         0.9
     """
-    config = book_config(variant, iterations)
+    return _cached_run(book_config(variant, iterations), seed, cache_dir, verbose)
+
+
+def marker_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: int = 0, cache_dir=None,
+               verbose: bool = True) -> ContextRun:
+    """The book's model `variant` on the marker task: started from context_run(variant,
+    iterations, seed) (trained first if the cache lacks it) and trained `iterations` more
+    steps on the marker dataset, with the same cache as context_run.
+
+    Example:
+        >>> run = marker_run("bi", iterations=600)  # doctest: +SKIP
+        >>> run.config.model.load_from.endswith("final.pt")  # doctest: +SKIP
+        True
+    """
+    start = context_run(variant, iterations, seed, cache_dir, verbose)
+    config = book_config(variant, iterations, task="markers").replace(load_from=str(start.directory / "final.pt"))
+    return _cached_run(config, seed, cache_dir, verbose)
+
+
+def _cached_run(config: Config, seed: int, cache_dir, verbose: bool) -> ContextRun:
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     device = pick_device().type
     entry = cache / run_key(config, seed, device)
@@ -200,7 +230,7 @@ def context_run(variant: str = "bi", iterations: int = BOOK_ITERATIONS, seed: in
     if verbose and not trained:
         # The entry's name only: the page must not show the build machine's folders, nor a
         # training time measured on whichever machine filled the cache.
-        print(f"{config.name}: {iterations} iterations, loaded from the book's run cache ({entry.name})")
+        print(f"{config.name}: {config.train.iterations} iterations, loaded from the book's run cache ({entry.name})")
     model = build_model(checkpoint=str(entry / "final.pt")).eval()  # safe_torch_load maps to the CPU
     return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
 

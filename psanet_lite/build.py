@@ -78,13 +78,22 @@ def build_model(name_or_config=None, checkpoint=None, trust_pickle=False, **over
     if state is None:
         if config.model.backbone_weights:
             load_backbone_weights(model.backbone, config.model.backbone_weights, trust_pickle=trust_pickle)
+        if config.model.load_from:
+            _load_native(model, safe_torch_load(config.model.load_from, trust_pickle=trust_pickle),
+                         f"model.load_from ({config.model.load_from})")
     elif is_native_checkpoint(state):
-        own = model.state_dict()
-        check_state_dict(state["model"], {k: v.shape for k, v in own.items()}, "psanet-lite checkpoint")
-        model.load_state_dict(state["model"])
+        _load_native(model, state, "psanet-lite checkpoint")
     else:
         load_mmseg(model, state)
     return model
+
+
+def _load_native(model, state, what):
+    """Load a psanet-lite checkpoint's weights into `model`, whose architecture they must fit."""
+    if not is_native_checkpoint(state):
+        raise ValueError(f"{what} is not a psanet-lite checkpoint (a file written by psanet-lite train)")
+    check_state_dict(state["model"], {k: v.shape for k, v in model.state_dict().items()}, what)
+    model.load_state_dict(state["model"])
 
 
 def model_from_config(config):

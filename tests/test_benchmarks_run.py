@@ -114,3 +114,13 @@ def test_ablation_writes_one_row_per_head(tmp_path):
         assert row["iterations"] == 2 and 0.0 <= row["mIoU"] <= 1.0 and len(row["IoU"]) == len(row["classes"])
     # The issue's condition for a fair comparison: the whole models' sizes within 10%.
     assert abs(rows["bi"]["parameters"] / rows["fcn"]["parameters"] - 1) < 0.10
+
+
+def test_ablation_on_markers_starts_each_head_from_its_context_run(tmp_path):
+    run_script("ablation_context.py", "--task", "markers", "--iterations", "2", "--variants", "bi", "--threads", "1",
+               "--work-dir", tmp_path / "runs", "--out", tmp_path)
+    result = json.loads((tmp_path / "ablation_markers.json").read_text())
+    (row,) = result["rows"]
+    assert row["task"] == "markers" and row["classes"][1] == "object, red marker"
+    assert (tmp_path / "runs" / "bi-seed0" / "context" / "final.pt").is_file()
+    assert (tmp_path / "runs" / "bi-seed0" / "markers" / "final.pt").is_file()

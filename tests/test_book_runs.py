@@ -1,6 +1,7 @@
 """The book's cached training runs: trained once, then loaded; deterministic; never half-written."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import torch
 
 import psanet_lite.book as book_runs
 from psanet_lite.data import CONTEXT_LENGTHS
-from psanet_lite.book import book_config, context_run, default_cache_dir, run_key
+from psanet_lite.book import book_config, context_run, default_cache_dir, marker_run, run_key
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +119,17 @@ def test_partials_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
     run = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
     assert not abandoned.exists() and live.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, run.directory.name])
+
+
+def test_marker_run_starts_from_the_context_run_and_is_cached(tmp_path):
+    first = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    start = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    assert first.trained and not start.trained  # marker_run trained the context run it starts from
+    assert first.config.data.dataset == "markers" and first.config.data.flip_prob == 0.0
+    assert first.config.model.load_from == str(start.directory / "final.pt")
+    again = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    assert not again.trained and again.directory == first.directory != start.directory
+    # the key hashes the weights load_from holds, not the path that names them
+    moved = first.config.replace(load_from=str(tmp_path / "copy.pt"))
+    shutil.copy(start.directory / "final.pt", tmp_path / "copy.pt")
+    assert run_key(moved, 0) == first.directory.name

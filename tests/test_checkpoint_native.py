@@ -85,3 +85,30 @@ def test_atomic_save_keeps_the_old_file_when_saving_fails(tmp_path):
         atomic_save({"step": 2, "bad": lambda: None}, path)  # lambdas cannot be pickled
     assert torch.load(path)["step"] == 1
     assert os.listdir(tmp_path) == ["last.pt"]
+
+
+def test_load_from_starts_the_whole_model_from_a_checkpoint(tmp_path):
+    # model.load_from (mmsegmentation's load_from): a new config, the old run's weights
+    torch.manual_seed(0)
+    trained = build_model("psanet_lite_context").eval()
+    path = tmp_path / "context" / "final.pt"
+    save_checkpoint(path, trained, trained.config)
+    torch.manual_seed(1)
+    fresh = build_model("psanet_lite_markers").eval()
+    started = build_model("psanet_lite_markers", load_from=str(path)).eval()
+    assert started.config.data.dataset == "markers" and started.config.model.load_from == str(path)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(started(x), trained(x)) and not torch.equal(fresh(x), trained(x))
+
+
+def test_load_from_another_architecture_names_the_setting_and_the_differences(tmp_path):
+    path = tmp_path / "fcn.pt"
+    fcn = build_model("psanet_lite_context", decode_head="fcn")
+    save_checkpoint(path, fcn, fcn.config)
+    with pytest.raises(CheckpointMismatchError, match=r"model\.load_from \(.*fcn\.pt\)"):
+        build_model("psanet_lite_markers", load_from=str(path))
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": fcn.state_dict()}, foreign)
+    with pytest.raises(ValueError, match=r"model\.load_from \(.*foreign\.pt\) is not a psanet-lite checkpoint"):
+        build_model("psanet_lite_markers", decode_head="fcn", load_from=str(foreign))

@@ -24,7 +24,7 @@ def names():
     """Names of all presets, published rows first (in the table's order), then the book's.
 
     >>> names()[0], names()[-1]
-    ('psanet_r50-d8_512x1024_40k_cityscapes', 'psanet_lite_context')
+    ('psanet_r50-d8_512x1024_40k_cityscapes', 'psanet_lite_markers')
     """
     return list(PRESETS)
 

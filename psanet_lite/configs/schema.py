@@ -43,6 +43,10 @@ class ModelConfig:
         backbone_weights: path of ImageNet backbone weights already on disk (torchvision's
             ``resnet50-*.pth`` for 'torchvision', mmsegmentation's resnet50_v1c for 'resnetv1c');
             nothing is downloaded.
+        load_from: path of a psanet-lite checkpoint whose weights start the whole model
+            (mmsegmentation's ``load_from``: fine-tuning from an earlier run); its
+            architecture must be this config's. Applied when a model is built without a
+            checkpoint; resuming a run restores its own weights instead.
         decode_head: 'psa' or 'fcn' (the no-attention baseline for ablations).
         channels: width inside the PSA head.
         fcn_channels: width of the 'fcn' baseline head; None picks the width whose parameter
@@ -55,6 +59,7 @@ class ModelConfig:
     backbone: Literal[BACKBONES] = "resnetv1c"
     depth: int = 50
     backbone_weights: str | None = None
+    load_from: str | None = None
     in_channels: int = limited(3, ge=1)
     decode_head: Literal[DECODE_HEADS] = "psa"
     channels: int = limited(512, ge=1)

@@ -1,6 +1,6 @@
 """Datasets and the paired transforms of the training pipeline.
 
-    from psanet_lite.data import build_dataset, Cityscapes, ADE20K, VOCAug, ContextDataset
+    from psanet_lite.data import build_dataset, Cityscapes, ADE20K, VOCAug, ContextDataset, MarkerDataset
     train = build_dataset(cfg.data, "train", root="data/cityscapes",
                           transforms=build_train_transforms(cfg.data))
 
@@ -12,6 +12,7 @@ home of label conventions and palettes), and ``read(i)`` for the untransformed p
 from psanet_lite.data.ade20k import ADE20K
 from psanet_lite.data.cityscapes import Cityscapes
 from psanet_lite.data.context import ContextDataset
+from psanet_lite.data.markers import MarkerDataset
 from psanet_lite.data.transforms import build_eval_transforms, build_train_transforms
 from psanet_lite.data.voc import VOCAug
 
@@ -22,7 +23,9 @@ DATASETS = {
     "ade20k": (ADE20K, {"train": "training", "val": "validation"}, True),
     "voc12aug": (VOCAug, {"train": "trainaug", "val": "val"}, False),
     "context": (ContextDataset, {"train": "train", "val": "val", "test": "test"}, False),
+    "markers": (MarkerDataset, {"train": "train", "val": "val", "test": "test"}, False),
 }
+GENERATED = (ContextDataset, MarkerDataset)  # drawn by code, same lengths, no data root
 CONTEXT_LENGTHS = {"train": 8000, "val": 500, "test": 500}
 
 
@@ -34,7 +37,7 @@ def build_dataset(data, split: str, root=None, transforms=None):
             reduce_zero_label must agree with the dataset's own conventions.
         split: 'train', 'val' or 'test' (mapped to the dataset's own names:
             ADE20K 'training'/'validation', VOC 'trainaug'/'val').
-        root: the dataset folder (real datasets only; 'context' is generated).
+        root: the dataset folder (real datasets only; 'context' and 'markers' are generated).
         transforms: paired transform, e.g. build_train_transforms(data).
 
     Example:
@@ -53,10 +56,10 @@ def build_dataset(data, split: str, root=None, transforms=None):
             f"data.reduce_zero_label is {data.reduce_zero_label} but {data.dataset} labels "
             f"{'are' if reduce_zero_label else 'are not'} read with label 0 as 'other'"
         )
-    if kind is ContextDataset:
+    if kind in GENERATED:
         if root is not None:
-            raise ValueError("the context dataset is generated; it takes no data root")
-        dataset = ContextDataset(splits[split], length=CONTEXT_LENGTHS[split], size=data.crop_size[0],
+            raise ValueError(f"the {data.dataset} dataset is generated; it takes no data root")
+        dataset = kind(splits[split], length=CONTEXT_LENGTHS[split], size=data.crop_size[0],
                                  transforms=transforms)
     else:
         if root is None:
@@ -74,6 +77,7 @@ __all__ = [
     "Cityscapes",
     "ContextDataset",
     "DATASETS",
+    "MarkerDataset",
     "VOCAug",
     "build_dataset",
     "build_eval_transforms",
