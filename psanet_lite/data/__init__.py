@@ -12,6 +12,7 @@ home of label conventions and palettes), and ``read(i)`` for the untransformed p
 from psanet_lite.data.ade20k import ADE20K
 from psanet_lite.data.cityscapes import Cityscapes
 from psanet_lite.data.context import ContextDataset
+from psanet_lite.data.generated import GeneratedDataset
 from psanet_lite.data.markers import MarkerDataset
 from psanet_lite.data.transforms import build_eval_transforms, build_train_transforms
 from psanet_lite.data.voc import VOCAug
@@ -25,7 +26,6 @@ DATASETS = {
     "context": (ContextDataset, {"train": "train", "val": "val", "test": "test"}, False),
     "markers": (MarkerDataset, {"train": "train", "val": "val", "test": "test"}, False),
 }
-GENERATED = (ContextDataset, MarkerDataset)  # drawn by code, same lengths, no data root
 CONTEXT_LENGTHS = {"train": 8000, "val": 500, "test": 500}
 
 
@@ -56,7 +56,7 @@ def build_dataset(data, split: str, root=None, transforms=None):
             f"data.reduce_zero_label is {data.reduce_zero_label} but {data.dataset} labels "
             f"{'are' if reduce_zero_label else 'are not'} read with label 0 as 'other'"
         )
-    if kind in GENERATED:
+    if issubclass(kind, GeneratedDataset):  # drawn by code, CONTEXT_LENGTHS long, no data root
         if root is not None:
             raise ValueError(f"the {data.dataset} dataset is generated; it takes no data root")
         dataset = kind(splits[split], length=CONTEXT_LENGTHS[split], size=data.crop_size[0],

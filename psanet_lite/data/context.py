@@ -20,16 +20,12 @@ Samples are a pure function of (seed, split, index): nothing is stored, any
 item can be regenerated, and two runs with the same seed see the same data.
 """
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
-from psanet_lite.data.labelled_files import IGNORE_INDEX
+from psanet_lite.data.generated import GeneratedDataset
 
 CUE_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
 CLASSES = ("background", "object, red cue", "object, green cue", "object, blue cue")
 PALETTE = np.array([(0, 0, 0), (200, 60, 60), (60, 180, 80), (70, 110, 220)], dtype=np.uint8)
-SPLITS = {"train": 0, "val": 1, "test": 2}
 RADIUS = (6, 14)  # object radius range in pixels
 
 
@@ -112,7 +108,7 @@ def _eroded(shape: np.ndarray) -> np.ndarray:
     return inner
 
 
-class ContextDataset(Dataset):
+class ContextDataset(GeneratedDataset):
     """The context dataset: ``length`` generated (image, mask) pairs.
 
     Args:
@@ -134,41 +130,15 @@ class ContextDataset(Dataset):
         (torch.Size([3, 128, 128]), 4)
     """
 
+    name = "context"
     classes = CLASSES
     palette = PALETTE
-    ignore_index = IGNORE_INDEX
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0,
                  transforms=None, cue_size: int = 16, min_distance: int = 76, max_objects: int = 6):
-        if split not in SPLITS:
-            raise ValueError(f"context split must be one of {tuple(SPLITS)}, got {split!r}")
-        if length < 1:
-            raise ValueError(f"length must be at least 1, got {length}")
-        self.split, self.length, self.size, self.seed = split, length, size, seed
         self.options = {"size": size, "cue_size": cue_size, "min_distance": min_distance,
                         "max_objects": max_objects}
-        self.transforms = transforms
-        make_context_sample(np.random.default_rng(0), **self.options)  # reject bad sizes now
+        super().__init__(split, length, size, seed, transforms)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def read(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
-        """The untransformed pair: image uint8 [3, size, size], mask int64 [size, size]."""
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} images")
-        rng = np.random.default_rng((self.seed, SPLITS[self.split], index))
-        image, label = make_context_sample(rng, **self.options)
-        return (tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous()),
-                tv_tensors.Mask(torch.from_numpy(label)))
-
-    def __getitem__(self, index: int):
-        pair = self.read(index)
-        return self.transforms(pair) if self.transforms is not None else pair
-
-    def __repr__(self) -> str:
-        return f"ContextDataset({self.split!r}, {self.length} images of {self.size}px, seed {self.seed})"
+    def _draw(self, rng: np.random.Generator):
+        return make_context_sample(rng, **self.options)

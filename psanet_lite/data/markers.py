@@ -24,17 +24,13 @@ Samples are a pure function of (seed, split, index): nothing is stored, any item
 regenerated, and two runs with the same seed see the same data.
 """
 import numpy as np
-import torch
-from torch.utils.data import Dataset
-from torchvision import tv_tensors
 
 from psanet_lite.data.context import _background, _eroded
-from psanet_lite.data.labels import IGNORE_INDEX
+from psanet_lite.data.generated import GeneratedDataset
 
 MARKER_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
 CLASSES = ("background", "object, red marker", "object, green marker", "object, blue marker")
 PALETTE = np.array([(0, 0, 0), (200, 60, 60), (60, 180, 80), (70, 110, 220)], dtype=np.uint8)
-SPLITS = {"train": 0, "val": 1, "test": 2}
 OFFSETS = {"disc": (0, 96), "square": (48, 96)}  # (dy, dx) from an object to its deciding marker
 RADIUS = (5, 8)  # object radius (half side for squares), px, both ends included
 MARGIN = 2  # a marker is its object's box moved by the offset and grown by MARGIN px per side
@@ -121,7 +117,7 @@ def make_marker_sample(rng: np.random.Generator, size: int = 128):
     return np.clip(image, 0, 255).astype(np.uint8), label, objects
 
 
-class MarkerDataset(Dataset):
+class MarkerDataset(GeneratedDataset):
     """The marker dataset: ``length`` generated (image, mask) pairs.
 
     Args:
@@ -141,44 +137,16 @@ class MarkerDataset(Dataset):
         (torch.Size([3, 128, 128]), 4)
     """
 
+    name = "markers"
     classes = CLASSES
     palette = PALETTE
-    ignore_index = IGNORE_INDEX
 
     def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0, transforms=None):
-        if split not in SPLITS:
-            raise ValueError(f"marker split must be one of {tuple(SPLITS)}, got {split!r}")
-        if length < 1:
-            raise ValueError(f"length must be at least 1, got {length}")
-        self.split, self.length, self.size, self.seed = split, length, size, seed
-        self.transforms = transforms
-        make_marker_sample(np.random.default_rng(0), size)  # reject bad sizes now
+        super().__init__(split, length, size, seed, transforms)
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    def __len__(self) -> int:
-        return self.length
-
-    def _sample(self, index: int):
-        if not 0 <= index < self.length:
-            raise IndexError(f"index {index} out of range for {self.length} images")
-        return make_marker_sample(np.random.default_rng((self.seed, SPLITS[self.split], index)), self.size)
-
-    def read(self, index: int) -> tuple[tv_tensors.Image, tv_tensors.Mask]:
-        """The untransformed pair: image uint8 [3, size, size], mask int64 [size, size]."""
-        image, label, _ = self._sample(index)
-        return (tv_tensors.Image(torch.from_numpy(image).permute(2, 0, 1).contiguous()),
-                tv_tensors.Mask(torch.from_numpy(label)))
+    def _draw(self, rng: np.random.Generator):
+        return make_marker_sample(rng, self.size)[:2]
 
     def objects(self, index: int) -> list:
         """Sample `index`'s objects: dicts of shape, centre (y, x), radius, marker box, colour."""
-        return self._sample(index)[2]
-
-    def __getitem__(self, index: int):
-        pair = self.read(index)
-        return self.transforms(pair) if self.transforms is not None else pair
-
-    def __repr__(self) -> str:
-        return f"MarkerDataset({self.split!r}, {self.length} images of {self.size}px, seed {self.seed})"
+        return make_marker_sample(self._rng(index), self.size)[2]
