@@ -81,6 +81,7 @@ CASES = [
     (TRAIN + ["--set", "momentum=1.5"], "train.momentum must be < 1, got 1.5"),
     (TRAIN + ["--set", "optimizer=adam"], "train.optimizer must be one of ('sgd',), got 'adam'"),
     (TRAIN + ["--set", "batch_size=3"], "must be a multiple of train.batch_per_gpu"),
+    (TRAIN + ["--set", "load_from=missing.pt"], "missing.pt"),
     (TRAIN + ["--set", "sync_bn=1"], "train.sync_bn must be True or False, got 1"),
     (TRAIN + ["--set", "iterations"], "--set expects KEY=VALUE"),
     (TRAIN + ["--set", "nosuchfield=1"], "unknown config field 'nosuchfield'"),

@@ -46,10 +46,11 @@ BUDGETS = {
     "06_training": {"cpu_minutes": 6, "t4_minutes": None, "trains": "the book's model"},
     "07_evaluation_and_ablation": {
         "cpu_minutes": 15, "t4_minutes": None,
-        "trains": "the ablation's models, chapter 6's too when the cache does not hold it",
+        "trains": "the ablation's models on both data sets, chapter 6's too when the cache does not hold it",
     },
     "08_looking_inside": {
-        "cpu_minutes": 6, "t4_minutes": None, "trains": "chapter 6's model when the cache does not hold it",
+        "cpu_minutes": 6, "t4_minutes": None,
+        "trains": "chapter 6's model and its marker run when the cache does not hold them",
     },
     "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "10_deployment": {"cpu_minutes": 4, "t4_minutes": None, "trains": "nothing", "extras": ("cuda", "export")},
