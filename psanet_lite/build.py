@@ -79,8 +79,11 @@ def build_model(name_or_config=None, checkpoint=None, trust_pickle=False, **over
         if config.model.backbone_weights:
             load_backbone_weights(model.backbone, config.model.backbone_weights, trust_pickle=trust_pickle)
         if config.model.load_from:
-            _load_native(model, safe_torch_load(config.model.load_from, trust_pickle=trust_pickle),
-                         f"model.load_from ({config.model.load_from})")
+            try:
+                state = safe_torch_load(config.model.load_from, trust_pickle=trust_pickle)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f"model.load_from: {error}") from None
+            _load_native(model, state, f"model.load_from ({config.model.load_from})")
     elif is_native_checkpoint(state):
         _load_native(model, state, "psanet-lite checkpoint")
     else:
