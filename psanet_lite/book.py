@@ -151,8 +151,8 @@ def run_key(config: Config, seed: int, device_type: str = "cpu") -> str:
         False
     """
     # load_from names a file of this machine's cache; the fingerprint covers the weights it holds
-    recipe = {"config": config.replace(load_from=None).to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS), "recipe": RECIPE,
-              "fingerprint": _fingerprint(config, seed), "device": device_type}
+    recipe = {"config": config.replace(load_from=None).to_dict(), "seed": seed, "lengths": dict(CONTEXT_LENGTHS),
+              "recipe": RECIPE, "fingerprint": _fingerprint(config, seed), "device": device_type}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{config.name}-{digest[:16]}"
 
