@@ -122,12 +122,12 @@ def test_partials_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
 
 
 def test_marker_run_starts_from_the_context_run_and_is_cached(tmp_path):
-    first = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    first = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False, start_iterations=1)
     start = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
     assert first.trained and not start.trained  # marker_run trained the context run it starts from
     assert first.config.data.dataset == "markers" and first.config.data.flip_prob == 0.0
     assert first.config.model.load_from == str(start.directory / "final.pt")
-    again = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    again = marker_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False, start_iterations=1)
     assert not again.trained and again.directory == first.directory != start.directory
     # the key hashes the weights load_from holds, not the path that names them
     moved = first.config.replace(load_from=str(tmp_path / "copy.pt"))
