@@ -45,11 +45,11 @@ BUDGETS = {
     "05_building_psanet": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
     "06_training": {"cpu_minutes": 6, "t4_minutes": None, "trains": "the book's model"},
     "07_evaluation_and_ablation": {
-        "cpu_minutes": 15, "t4_minutes": None,
+        "cpu_minutes": 20, "t4_minutes": None,
         "trains": "the ablation's models on both data sets, chapter 6's too when the cache does not hold it",
     },
     "08_looking_inside": {
-        "cpu_minutes": 6, "t4_minutes": None,
+        "cpu_minutes": 8, "t4_minutes": None,
         "trains": "chapter 6's model and its marker run when the cache does not hold them",
     },
     "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
