@@ -15,8 +15,8 @@ objects also find a marker of another colour at the *other* shape's offset (a de
 another object's marker), and the markers of discs and squares lie in the same strip:
 neither a marker's place nor the colours in the image tell an object's class, only the
 marker at the offset its shape selects. A marker cannot know which of the two offsets
-leads to it, so sending its colour back (PSA's distribute) cannot decide alone; the
-object must look (collect). Every object pixel is more than MIN_DISTANCE px
+leads to it, so sending its colour back along one offset (PSA's distribute) can serve one
+shape at most; the objects of the other shape must look (collect). Every object pixel is more than MIN_DISTANCE px
 (Chebyshev) from every pixel of its deciding marker: farther than the lite backbone
 with an FCN head sees (74 px, measured in book chapter 2 and data/README.md).
 
@@ -36,7 +36,7 @@ RADIUS = (5, 8)  # object radius (half side for squares), px, both ends included
 MARGIN = 2  # a marker is its object's box moved by the offset and grown by MARGIN px per side
 GAP = 3  # px kept free between any two things drawn
 DECOY_CHANCE = 0.8  # chance of a decoy at an object's other offset, where it is free
-MIN_DISTANCE = 96 - 2 * RADIUS[1] - MARGIN - 1  # 77 px: object pixel to its marker's nearest pixel
+MIN_DISTANCE = OFFSETS["disc"][1] - 2 * RADIUS[1] - MARGIN - 1  # 77 px: object pixel to its marker's nearest pixel
 
 
 def _free(boxes: list, box: tuple, size: int) -> bool:
