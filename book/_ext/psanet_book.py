@@ -49,7 +49,7 @@ BUDGETS = {
         "trains": "the ablation's models on both data sets, chapter 6's too when the cache does not hold it",
     },
     "08_looking_inside": {
-        "cpu_minutes": 8, "t4_minutes": None,
+        "cpu_minutes": 10, "t4_minutes": None,
         "trains": "chapter 6's model and its marker run when the cache does not hold them",
     },
     "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
