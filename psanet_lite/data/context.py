@@ -43,8 +43,13 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 
 def _object_mask(rng: np.random.Generator, size: int, cy: float, cx: float, radius: float) -> np.ndarray:
     """A disc or a square (by a coin) of the given radius, as a bool [size, size] mask."""
+    return shape_mask(size, cy, cx, radius, disc=rng.random() < 0.5)
+
+
+def shape_mask(size: int, cy: float, cx: float, radius: float, disc: bool) -> np.ndarray:
+    """A disc of the given radius, or a square of that half side, as a bool [size, size] mask."""
     yy, xx = np.mgrid[0:size, 0:size]
-    if rng.random() < 0.5:
+    if disc:
         return (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
     return (np.abs(yy - cy) <= radius) & (np.abs(xx - cx) <= radius)
 

@@ -34,7 +34,7 @@ class GeneratedDataset(Dataset):
     palette = None
     ignore_index = IGNORE_INDEX
 
-    def __init__(self, split: str, length: int, size: int, seed: int, transforms):
+    def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0, transforms=None):
         if split not in SPLITS:
             raise ValueError(f"{self.name} split must be one of {tuple(SPLITS)}, got {split!r}")
         if length < 1:

@@ -25,7 +25,7 @@ regenerated, and two runs with the same seed see the same data.
 """
 import numpy as np
 
-from psanet_lite.data.context import _background, _eroded
+from psanet_lite.data.context import _background, _eroded, shape_mask
 from psanet_lite.data.generated import GeneratedDataset
 
 MARKER_COLOURS = ((220, 40, 40), (40, 190, 60), (50, 90, 230))  # red, green, blue
@@ -103,13 +103,8 @@ def make_marker_sample(rng: np.random.Generator, size: int = 128):
     for (y0, x0, y1, x1), colour in markers:
         patch = image[y0:y1 + 1, x0:x1 + 1]
         patch[:] = np.array(MARKER_COLOURS[colour]) + rng.normal(0, 6, size=patch.shape)
-    yy, xx = np.mgrid[0:size, 0:size]
     for o in objects:
-        (cy, cx), radius = o["centre"], o["radius"]
-        if o["shape"] == "disc":
-            inside = (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
-        else:
-            inside = (np.abs(yy - cy) <= radius) & (np.abs(xx - cx) <= radius)
+        inside = shape_mask(size, *o["centre"], o["radius"], disc=o["shape"] == "disc")
         edge = inside & ~_eroded(inside)
         image[inside] = (205 + rng.normal(0, 6, size=int(inside.sum())))[:, None]
         image[edge] = 40
@@ -140,9 +135,6 @@ class MarkerDataset(GeneratedDataset):
     name = "markers"
     classes = CLASSES
     palette = PALETTE
-
-    def __init__(self, split: str = "train", length: int = 2000, size: int = 128, seed: int = 0, transforms=None):
-        super().__init__(split, length, size, seed, transforms)
 
     def _draw(self, rng: np.random.Generator):
         return make_marker_sample(rng, self.size)[:2]
