@@ -117,10 +117,34 @@ def test_ablation_writes_one_row_per_head(tmp_path):
 
 
 def test_ablation_on_markers_starts_each_head_from_its_context_run(tmp_path):
-    run_script("ablation_context.py", "--task", "markers", "--iterations", "2", "--variants", "bi", "--threads", "1",
+    run_script("ablation_context.py", "--task", "markers", "--iterations", "2", "--context-iterations", "2",
+               "--variants", "fcn,bi", "--seeds", "0,1", "--threads", "1", "--attention-images", "4",
                "--work-dir", tmp_path / "runs", "--out", tmp_path)
     result = json.loads((tmp_path / "ablation_markers.json").read_text())
-    (row,) = result["rows"]
-    assert row["task"] == "markers" and row["classes"][1] == "object, red marker"
-    assert (tmp_path / "runs" / "bi-seed0" / "context" / "final.pt").is_file()
-    assert (tmp_path / "runs" / "bi-seed0" / "markers" / "final.pt").is_file()
+    assert [(r["variant"], r["seed"]) for r in result["rows"]] == [("fcn", 0), ("fcn", 1), ("bi", 0), ("bi", 1)]
+    for seed in (0, 1):
+        assert (tmp_path / "runs" / f"bi-seed{seed}" / "context" / "final.pt").is_file()
+        assert (tmp_path / "runs" / f"bi-seed{seed}" / "markers" / "final.pt").is_file()
+    fcn, bi = result["summary"]
+    assert bi["variant"] == "bi" and bi["seeds"] == [0, 1]
+    # the summary is the mean and sample standard deviation of the rows it sums up
+    scores = [r["mIoU"] for r in result["rows"] if r["variant"] == "bi"]
+    assert bi["mIoU"]["mean"] == pytest.approx(sum(scores) / 2)
+    assert bi["mIoU"]["std"] == pytest.approx(abs(scores[0] - scores[1]) / 2 ** 0.5)
+    # attention is measured for heads that have it, per branch and shape, against uniform
+    assert "attention" not in fcn
+    branches = {(a["branch"], a["shape"]) for a in bi["attention"]}
+    assert ("collect", "all") in branches and ("distribute", "all") in branches
+    assert "± " in (tmp_path / "ablation_markers.md").read_text()
+
+
+def test_ablation_processes_share_the_jobs_and_reuse_finished_ones(tmp_path):
+    args = ("ablation_context.py", "--task", "markers", "--iterations", "1", "--context-iterations", "1",
+            "--variants", "fcn", "--seeds", "3", "--threads", "1", "--attention-images", "2",
+            "--work-dir", tmp_path / "runs", "--out", tmp_path)
+    run_script(*args)
+    row = tmp_path / "runs" / "fcn-seed3" / "result.json"
+    first = row.stat().st_mtime_ns
+    run_script(*args)  # the job's folder exists: read, not trained again
+    assert row.stat().st_mtime_ns == first
+    assert json.loads((tmp_path / "ablation_markers.json").read_text())["rows"][0]["seed"] == 3

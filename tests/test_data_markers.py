@@ -63,6 +63,25 @@ def test_the_other_offset_mostly_shows_another_colour(samples):
     assert total > 150 and decoyed / total > 0.5
 
 
+def test_a_listed_decoy_is_a_marker_of_another_colour_at_the_other_offset(samples):
+    # the generator's decoy boxes, read back from the pixels: every pixel of the box shows one
+    # marker colour, not the object's, and the box is the object's moved by the other offset
+    listed, total = 0, 0
+    for image, _, objects in samples:
+        for o in objects:
+            total += 1
+            if o["decoy"] is None:
+                continue
+            listed += 1
+            y0, x0, y1, x1 = o["decoy"]
+            seen = set(_colour_index(image[y0:y1 + 1, x0:x1 + 1].reshape(-1, 3)).tolist())
+            assert len(seen) == 1 and seen.pop() not in (-1, o["colour"])
+            dy, dx = OFFSETS["square" if o["shape"] == "disc" else "disc"]
+            cy, cx = o["centre"]
+            assert (y0 + y1) // 2 == cy + dy and (x0 + x1) // 2 == cx + dx
+    assert listed > total / 3
+
+
 def test_discs_and_squares_use_the_same_markers_strip(samples):
     columns = {"disc": [], "square": []}
     for _, _, objects in samples:

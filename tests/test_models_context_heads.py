@@ -52,6 +52,20 @@ def test_non_local_attention_rows_sum_to_one_and_ignore_position():
     assert torch.allclose(head.attention(shuffled), weights[:, order][:, :, order], atol=1e-6)
 
 
+def test_non_local_attention_maps_use_the_psa_layout():
+    # entry [n, t, y, x] is the weight of source t at receiver (y, x): attention() transposed
+    torch.manual_seed(0)
+    head = NonLocalHead(16, 8, num_classes=3).eval()
+    x = torch.randn(2, 16, 4, 5)
+    maps = head.attention_maps(x)["non-local"]
+    assert maps.shape == (2, 20, 4, 5)
+    weights = head.attention(x)  # [N, s, t]
+    assert torch.equal(maps[1, :, 2, 3], weights[1, 2 * 5 + 3])
+    assert torch.allclose(maps.sum(dim=1), torch.ones(2, 4, 5))
+    with pytest.raises(ValueError, match="records no attention"):
+        head.attention_maps()
+
+
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match=r"PPMHead expects features \[N, 32, H, W\], got shape \(2, 16, 8, 8\)"):
         PPMHead(32, 8, num_classes=4)(torch.randn(2, 16, 8, 8))

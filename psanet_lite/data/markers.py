@@ -69,13 +69,16 @@ def _layout(rng: np.random.Generator, size: int):
             continue
         colour = int(rng.integers(len(MARKER_COLOURS)))
         boxes += [box, marker]
-        objects.append({"shape": shape, "centre": (cy, cx), "radius": radius, "marker": marker, "colour": colour})
         markers.append((marker, colour))
         # a decoy where the other shape would look, in another colour
         decoy = _moved(box, OFFSETS["square" if shape == "disc" else "disc"], MARGIN)
         if rng.random() < DECOY_CHANCE and _free(boxes, decoy, size):
             boxes.append(decoy)
             markers.append((decoy, (colour + int(rng.integers(1, len(MARKER_COLOURS)))) % len(MARKER_COLOURS)))
+        else:
+            decoy = None
+        objects.append({"shape": shape, "centre": (cy, cx), "radius": radius, "marker": marker, "colour": colour,
+                        "decoy": decoy})
         y = box[2] + GAP + 1 + int(rng.integers(0, 6))
     return objects, markers
 
@@ -86,7 +89,8 @@ def make_marker_sample(rng: np.random.Generator, size: int = 128):
     Returns:
         image uint8 [size, size, 3], label int64 [size, size] with values in
         0..len(MARKER_COLOURS), and the objects: dicts of shape, centre (y, x), radius,
-        marker box (y0, x0, y1, x1, inclusive) and colour index.
+        marker box (y0, x0, y1, x1, inclusive), colour index and decoy box (the marker
+        of another colour at the other shape's offset, or None where none was drawn).
 
     Example:
         >>> image, label, objects = make_marker_sample(np.random.default_rng(0))
@@ -140,5 +144,5 @@ class MarkerDataset(GeneratedDataset):
         return make_marker_sample(rng, self.size)[:2]
 
     def objects(self, index: int) -> list:
-        """Sample `index`'s objects: dicts of shape, centre (y, x), radius, marker box, colour."""
+        """Sample `index`'s objects: dicts of shape, centre (y, x), radius, marker box, colour, decoy box or None."""
         return make_marker_sample(self._rng(index), self.size)[2]

@@ -15,6 +15,8 @@ _HOMES = {
     "accumulation_steps": "trainer",
     "confusion_matrix": "metrics",
     "evaluate": "evaluator",
+    "marker_attention_shares": "attention_shares",
+    "median_shares": "attention_shares",
     "segment": "inference",
     "seed_everything": "trainer",
     "segmentation_metrics": "metrics",

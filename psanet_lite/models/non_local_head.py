@@ -49,6 +49,20 @@ class NonLocalHead(ContextFusionHead):
         logits = torch.bmm(query.transpose(1, 2), key) / math.sqrt(query.shape[1])  # [N, HW(s), HW(t)]
         return logits.softmax(dim=-1)
 
+    def attention_maps(self, x=None):
+        """{'non-local': [N, HW, H, W]} of the stage-4 map `x`, laid out as PSAHead.attention_maps:
+        entry [n, t, y, x] is the weight of source position t in the output at (y, x).
+
+        Example:
+            >>> head = NonLocalHead(64, 16, num_classes=4)
+            >>> head.attention_maps(torch.randn(2, 64, 8, 8))["non-local"].shape
+            torch.Size([2, 64, 8, 8])
+        """
+        if x is None:
+            raise ValueError("NonLocalHead records no attention: pass the stage-4 map (or call PSANet.attention_maps(images))")
+        weights = self.attention(x)  # [N, HW(s), HW(t)]
+        return {"non-local": weights.transpose(1, 2).reshape(x.shape[0], -1, *x.shape[-2:])}
+
     def context(self, x):
         value = self.g(x).flatten(2)  # [N, C, HW]
         gathered = torch.bmm(value, self.attention(x).transpose(1, 2))  # [N, C, HW(s)]
