@@ -59,13 +59,13 @@ chromium:
 
 # The tests that need no built site.
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser and not site and not colab"
+	$(BIN)/python -m pytest -q --durations=15 -m "not browser and not site and not colab"
 
 # Unit tests and the JavaScript linter, then the book (every notebook runs), then the
-# built site (its files, and in a browser), then every chapter again as in a fresh
-# Colab runtime (installed from the wheel).
+# built site (its files, and in a browser), then every chapter again in a simulated Colab
+# runtime installed from the wheel (those that train, on the runs the book build cached).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not browser and not site and not colab"
+	$(BIN)/python -m pytest -q --durations=15 -m "not browser and not site and not colab"
 	$(MAKE) lint-js
 	$(MAKE) book
 	$(MAKE) chromium

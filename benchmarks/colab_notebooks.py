@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,11 +125,16 @@ def runtime_environment(home, wheel, device):
     return env
 
 
-def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800):
+def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800, runs_cache=None):
     """Execute one notebook in a fresh simulated Colab runtime.
 
-    Returns {"notebook", "seconds", "ok", "error", "device_seen"}: seconds from the kernel's
-    start to the end of the last cell, the setup cell's install included.
+    With runs_cache (a folder of the book's cached training runs, such as the one `make
+    book` fills), the runtime's cache starts as a copy of it, as on a machine where the
+    book was built; without, it starts empty, as on Colab.
+
+    Returns {"notebook", "seconds", "ok", "error", "device_seen", "trained"}: seconds from
+    the kernel's start to the end of the last cell, the setup cell's install included;
+    trained, the cache entries the chapter had to train.
     """
     with tempfile.TemporaryDirectory(prefix="colab-") as folder:
         python = fresh_runtime(base_python, folder)
@@ -136,6 +142,10 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800):
         home.mkdir()
         content.mkdir()
         env = runtime_environment(home, wheel, device)
+        cache = home / ".cache" / "psanet-lite" / "book_runs"  # psanet_lite.book.default_cache_dir() of a wheel install
+        if runs_cache is not None:
+            shutil.copytree(runs_cache, cache, ignore=shutil.ignore_patterns(".partial-*"))
+        before = set(os.listdir(cache)) if cache.is_dir() else set()
         kernels = Path(folder) / "jupyter" / "kernels" / "colab-sim"
         kernels.mkdir(parents=True)
         (kernels / "kernel.json").write_text(json.dumps({
@@ -158,10 +168,29 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800):
             else:
                 os.environ["JUPYTER_PATH"] = saved
         seconds = time.perf_counter() - start
+        trained = sorted(set(os.listdir(cache)) - before) if cache.is_dir() else []
     setup = next(c for c in nb.cells if c.get("id") == psanet_book.SETUP_CELL_ID)
     seen = "".join(o.get("text", "") for o in setup.get("outputs", []) if o.get("name") == "stdout").strip()
     return {"notebook": Path(notebook).name, "seconds": round(seconds, 1), "ok": error is None,
-            "error": error, "device_seen": seen}
+            "error": error, "device_seen": seen, "trained": trained}
+
+
+def run_chapters(notebooks, base_python, wheel, device="cpu", jobs=1, runs_cache=None):
+    """run_chapter for each notebook, `jobs` at a time (each in a process of its own, with
+    its kernel on one thread when jobs > 1, so that the kernels together use about `jobs`
+    cores); the rows in the notebooks' order."""
+    if jobs == 1:
+        return [run_chapter(nb, base_python, wheel, device, runs_cache=runs_cache) for nb in notebooks]
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(jobs) as pool:
+        return pool.starmap(_run_chapter_on_one_thread,
+                            [(nb, base_python, wheel, device, runs_cache) for nb in notebooks], chunksize=1)
+
+
+def _run_chapter_on_one_thread(notebook, base_python, wheel, device, runs_cache):
+    os.environ["OMP_NUM_THREADS"] = "1"  # this worker's own environment: its kernels inherit it
+    return run_chapter(notebook, base_python, wheel, device, runs_cache=runs_cache)
 
 
 def budget_seconds(notebook, device):
@@ -191,10 +220,11 @@ def write_results(rows, device, out_dir, command):
     path = out / f"colab-{name}-{date}.json"
     path.write_text(json.dumps({**meta, "chapters": rows}, indent=2) + "\n")
     lines = [f"# Chapters run as in a fresh Colab runtime ({name}, {date})", "", f"`{command}`", "",
-             "| chapter | seconds | budget (s) | result |", "| --- | ---: | ---: | --- |"]
+             "| chapter | seconds | budget (s) | runs trained | result |", "| --- | ---: | ---: | ---: | --- |"]
     for row in rows:
         result = "ok" if row["ok"] else "FAILED: " + row["error"].splitlines()[0][:200]
-        lines.append(f"| {row['notebook']} | {row['seconds']:.0f} | {row['budget_s'] or 'not stated'} | {result} |")
+        lines.append(f"| {row['notebook']} | {row['seconds']:.0f} | {row['budget_s'] or 'not stated'} "
+                     f"| {len(row['trained'])} | {result} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return path
 
@@ -205,18 +235,21 @@ def main(argv=None):
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--wheel", type=Path, help="psanet-lite wheel (default: built with uv)")
     parser.add_argument("--base-python", type=Path, help="interpreter with Colab's packages (default: made with uv)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="chapters run at once (times measured with more than one share the cores)")
+    parser.add_argument("--runs-cache", type=Path,
+                        help="start each runtime's run cache as a copy of this folder (default: empty, as on Colab)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="colab-base-") as folder:
         wheel = args.wheel.resolve() if args.wheel else build_wheel(folder)
         base = args.base_python or make_base_python(folder)
-        rows = []
-        for notebook in args.notebooks or chapters():
-            row = run_chapter(notebook, base, wheel, args.device)
+        notebooks = args.notebooks or chapters()
+        rows = run_chapters(notebooks, base, wheel, args.device, args.jobs, args.runs_cache)
+        for notebook, row in zip(notebooks, rows):
             row["budget_s"] = budget_seconds(notebook, args.device)
-            rows.append(row)
             print(f"{row['notebook']}: {'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.0f} s "
-                  f"(budget {row['budget_s']} s), {row['device_seen']}", flush=True)
+                  f"(budget {row['budget_s']} s), {row['device_seen']}, trained {len(row['trained'])} runs", flush=True)
     command = "python benchmarks/colab_notebooks.py " + " ".join(argv if argv is not None else sys.argv[1:])
     print(write_results(rows, args.device, args.out_dir, command.strip()))
     return 0 if all(r["ok"] for r in rows) else 1

@@ -133,3 +133,21 @@ def test_marker_run_starts_from_the_context_run_and_is_cached(tmp_path):
     moved = first.config.replace(load_from=str(tmp_path / "copy.pt"))
     shutil.copy(start.directory / "final.pt", tmp_path / "copy.pt")
     assert run_key(moved, 0) == first.directory.name
+
+
+def test_committed_result_reads_the_checkout_then_the_release_tag(monkeypatch):
+    import psanet_lite
+    from psanet_lite import book
+
+    ablation = book.committed_result("ablation_markers.json")
+    assert ablation["task"] == "markers" and len(ablation["seeds"]) == 3
+    asked = []
+
+    def offline(url, timeout):
+        asked.append(url)
+        raise OSError("no network")
+
+    monkeypatch.setattr(book.urllib.request, "urlopen", offline)
+    assert book.committed_result("no-such-result.json") is None
+    assert asked == ["https://raw.githubusercontent.com/psanet-lite/psanet-lite/"
+                     f"v{psanet_lite.__version__}/benchmarks/results/no-such-result.json"]

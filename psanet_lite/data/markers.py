@@ -131,9 +131,10 @@ class MarkerDataset(GeneratedDataset):
 
     Example:
         >>> data = MarkerDataset("val", length=4)
-        >>> image, mask = data[0]
-        >>> image.shape, data.num_classes
-        (torch.Size([3, 128, 128]), 4)
+        >>> data[0][1].unique().tolist()  # background and the classes of its objects
+        [0, 1, 2]
+        >>> sorted(data.objects(0)[0])
+        ['centre', 'colour', 'decoy', 'marker', 'radius', 'shape']
     """
 
     name = "markers"
