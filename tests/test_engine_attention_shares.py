@@ -6,7 +6,7 @@ from psanet_lite.build import build_model
 from psanet_lite.data import MarkerDataset, build_eval_transforms
 from psanet_lite.configs import get_config
 from psanet_lite.engine import marker_attention_shares, median_shares
-from psanet_lite.engine.attention_shares import box_cells
+from psanet_lite.engine.attention_shares import box_cells, uniform_share
 
 SIDE = 16  # the book model's map: 128 px images at stride 8
 
@@ -77,3 +77,11 @@ def test_a_real_model_gives_one_entry_per_branch_and_shape(data):
     assert {branch for branch, _ in shares} == {"collect", "distribute"}
     with pytest.raises(ValueError, match="images must be between 1 and the dataset's 6"):
         marker_attention_shares(model, dataset, transform, images=7)
+
+
+def test_uniform_share_is_the_mass_on_the_cells_over_their_fraction():
+    masks = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.0, 0.0, 0.5, 0.5]])  # two masks over 4 cells
+    cells = torch.tensor([[False, True], [True, False]])                  # cells 1 and 2: half the map
+    assert uniform_share(masks, cells).tolist() == pytest.approx([(0.2 + 0.3) / 0.5, 0.5 / 0.5])
+    with pytest.raises(ValueError, match=r"masks must be \[\.\.\., 4\] \(one weight per cell\), got \(2, 3\)"):
+        uniform_share(masks[:, :3], cells)

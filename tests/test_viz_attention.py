@@ -129,3 +129,164 @@ def test_figure_script_is_valid_javascript(tmp_path):
     path.write_text(script)
     result = subprocess.run(["node", "--check", str(path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# --- scale="uniform": one colour scale relative to uniform attention -------------------------
+
+def _one_hot_masks(side, cells):
+    """Collect maps [P, side, side] whose every mask puts weight 1/len(cells) on each of `cells`."""
+    weights = torch.zeros(side * side)
+    weights[cells] = 1.0 / len(cells)
+    return weights[:, None, None].expand(-1, side, side).clone()  # Y[:, h, w] = weights for every (h, w)
+
+
+def test_uniform_scale_codes_are_log2_of_weight_over_uniform_on_one_range():
+    # 4x4 map, P = 16 positions; the mask of every pixel: 1/4 on cells 0..3, 0 elsewhere,
+    # i.e. 4x uniform (log2 = 2) on four cells and nothing (clipped to -4) on the rest.
+    collect = _one_hot_masks(4, [0, 1, 2, 3])
+    (data,) = read_attention_data(AttentionFigure(np.zeros((8, 8, 3), np.uint8), collect, scale="uniform"))
+    codes = data["collect"]["codes"]
+    assert np.all(codes[:, :4] == round((2 + 4) / 8 * 255)) and np.all(codes[:, 4:] == 0)
+    (wide,) = read_attention_data(
+        AttentionFigure(np.zeros((8, 8, 3), np.uint8), collect, scale="uniform", log_range=2))
+    assert np.all(wide["collect"]["codes"][:, :4] == 255)  # 4x is the top of a 1/4x .. 4x range
+    assert np.allclose(data["collect"]["values"][:, :4], 0.25, rtol=2 ** (4 / 255) - 1)
+
+
+def test_uniform_scale_gives_one_weight_one_colour_in_every_mask():
+    # Two masks share their largest weight 0.5 at different places; "max" draws both at 255,
+    # and a weight of 0.25 at code 128 in one and 255 in the other; "uniform" gives equal
+    # weights equal codes (0.5 * 4 = 2x: (1 + 4) / 8 * 255; 0.25 = 1x: 127.5).
+    rows = torch.tensor([[0.5, 0.5, 0.0, 0.0], [0.5, 0.25, 0.25, 0.0], [0.25] * 4, [0.25] * 4])  # row s = mask of s
+    collect = rows.T.reshape(4, 2, 2)  # Y[t, h, w] = mask of pixel s = h*2 + w at t
+    for scale, half, quarter in (("max", (255, 255), (128, 255)), ("uniform", (159, 159), (128, 128))):
+        (data,) = read_attention_data(AttentionFigure(np.zeros((4, 4, 3), np.uint8), collect, scale=scale))
+        codes = data["collect"]["codes"]
+        assert (codes[0, 0], codes[1, 0]) == half, scale
+        assert (codes[1, 1], codes[2, 0]) == quarter, scale
+
+
+def test_uniform_scale_values_follow_the_weights_within_a_code_and_peaks_are_exact():
+    collect, distribute = _attention(7, 4, 5)
+    figure = AttentionFigure(np.zeros((16, 20, 3), np.uint8), collect, distribute, scale="uniform", log_range=6)
+    (data,) = read_attention_data(figure)
+    assert figure.spec["legend"]["caption"] == "weight relative to uniform attention"
+    for branch, y in (("collect", collect.reshape(20, 20).T), ("distribute", distribute.reshape(20, 20))):
+        weights = y.double().numpy()
+        inside = (weights * 20 >= 2 ** -6) & (weights * 20 <= 2 ** 6)
+        step = 2 * 6 / 255  # one code in log2 units
+        error = np.abs(np.log2(data[branch]["values"]) - np.log2(weights))
+        assert error[inside].max() <= step / 2 + 1e-6
+        assert np.array_equal(data[branch]["peaks"], weights.argmax(axis=1))
+
+
+# --- targets: the outlined box and the share of each clicked mask on it ----------------------
+
+def _boxed_cells(box, stride, side):
+    """Cells of a side x side map whose pixels overlap box (y0, x0, y1, x1), by hand."""
+    y0, x0, y1, x1 = box
+    return [i * side + j for i in range(side) for j in range(side)
+            if stride * i <= y1 and stride * i + stride - 1 >= y0 and stride * j <= x1 and stride * j + stride - 1 >= x0]
+
+
+def test_all_weight_on_the_box_gives_positions_over_cells_and_uniform_gives_one():
+    # 32x32 image, 4x4 map (stride 8): the box touches cells (0, 2) and (0, 3); every collect
+    # mask puts all its weight there, every distribute mask is uniform.
+    box = (0, 16, 7, 31)
+    collect = _one_hot_masks(4, [2, 3])
+    distribute = torch.full((16, 4, 4), 1 / 16)
+    targets = [[{"pixels": (24, 0, 31, 7), "box": box, "label": "deciding marker"}]]
+    figure = AttentionFigure(np.zeros((32, 32, 3), np.uint8), collect, distribute, scale="uniform", targets=targets)
+    (data,) = read_attention_data(figure)
+    (target,) = data["targets"]
+    assert target["label"] == "deciding marker" and target["box"] == list(box)
+    assert target["cells"] == [12]  # the region (24, 0, 31, 7) is cell (3, 0)
+    assert target["shares"]["collect"] == pytest.approx([16 / 2])
+    assert target["shares"]["distribute"] == pytest.approx([1.0])
+    assert figure.spec["images"][0]["regions"] == [-1] * 12 + [0, -1, -1, -1]
+
+
+def test_embedded_shares_match_a_computation_by_hand_and_cells_go_to_the_bigger_region():
+    collect, distribute = _attention(8, 4, 4)
+    # region A covers cell (0, 0) fully and 16, 16 and 4 px of cells (0, 1), (1, 0), (1, 1);
+    # region B covers 36 px of (1, 1), 30 of (1, 2) and (2, 1), 25 of (2, 2): (1, 1) is B's.
+    pixels_a = np.zeros((32, 32), bool)
+    pixels_a[:10, :10] = True
+    targets = [[{"pixels": pixels_a, "box": (0, 24, 9, 31), "label": "a"},
+                {"pixels": (10, 10, 20, 20), "box": (30, 0, 31, 15), "label": "b"}]]
+    (data,) = read_attention_data(
+        AttentionFigure(np.zeros((32, 32, 3), np.uint8), collect, distribute, targets=targets))
+    a, b = data["targets"]
+    assert a["cells"] == [0, 1, 4] and b["cells"] == [5, 6, 9, 10]
+    masks = {"collect": collect.reshape(16, 16).T.double(), "distribute": distribute.reshape(16, 16).double()}
+    for target in (a, b):
+        boxed = _boxed_cells(target["box"], 8, 4)
+        for branch, rows in masks.items():
+            expected = [float(sum(rows[s, t] for t in boxed)) / (len(boxed) / 16) for s in target["cells"]]
+            assert target["shares"][branch] == pytest.approx(expected, rel=1e-6), (target["label"], branch)
+
+
+def test_marker_targets_lead_each_object_to_its_deciding_marker():
+    from psanet_lite.data import MarkerDataset
+    from psanet_lite.viz import marker_targets
+
+    val = MarkerDataset("val", length=2)
+    collect, distribute = _attention(9, 16, 16)
+    images = [val.read(k)[0] for k in range(2)]
+    targets = [marker_targets(val.objects(k), val.size) for k in range(2)]
+    data = read_attention_data(AttentionFigure(images, [collect] * 2, [distribute] * 2, scale="uniform",
+                                               targets=targets))
+    column = collect.reshape(256, 256).double()  # [source, receiver]
+    for k in range(2):
+        objects = val.objects(k)
+        assert len(data[k]["targets"]) == len(objects)
+        for o, target in zip(objects, data[k]["targets"]):
+            assert target["box"] == list(o["marker"])
+            # the object's centre cell is the object's, and the share there is the one
+            # engine.marker_attention_shares measures (weight on the marker's cells / their share)
+            s = o["centre"][0] // 8 * 16 + o["centre"][1] // 8
+            boxed = _boxed_cells(o["marker"], 8, 16)
+            expected = float(column[boxed, s].sum()) * 256 / len(boxed)
+            assert target["shares"]["collect"][target["cells"].index(s)] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("scale", ["max", "uniform"])
+def test_four_book_images_with_targets_stay_under_two_megabytes(scale):
+    from psanet_lite.data import MarkerDataset
+    from psanet_lite.viz import marker_targets
+
+    # Random masks barely compress: the worst case for the budget of chapter 8's figure.
+    val = MarkerDataset("val", length=4)
+    maps = [_attention(seed, 16, 16) for seed in range(4)]
+    figure = AttentionFigure([val.read(k)[0] for k in range(4)], [c for c, _ in maps], [d for _, d in maps],
+                             scale=scale, targets=[marker_targets(val.objects(k), val.size) for k in range(4)])
+    assert figure.nbytes < 2_000_000
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"scale": "log"}, "scale must be 'max' .* or 'uniform' .*, got 'log'"),
+        ({"scale": "uniform", "log_range": 0}, "log_range must be a number > 0 .*, got 0"),
+        ({"scale": "uniform", "log_range": "wide"}, "log_range must be a number > 0"),
+        ({"log_range": 3}, "log_range applies to scale='uniform' only"),
+        ({"scale": "uniform", "collect": torch.full((4, 2, 2), -0.25)}, r"weights >= 0 .* collect\[0\] holds -0.25"),
+        ({"targets": []}, "one list of target dicts .* per image: 1 image.*, got 0 entries"),
+        ({"targets": [{"pixels": (0, 0, 1, 1), "box": (0, 0, 1, 1)}]}, r"targets\[0\] must be a list of dicts"),
+        ({"targets": [[{"pixels": (0, 0, 1, 1)}]]}, r"targets\[0\]\[0\] must have the keys 'pixels', 'box'"),
+        ({"targets": [[{"pixels": (0, 0, 1, 1), "box": (0, 0, 4, 1)}]]},
+         r"targets\[0\]\[0\]\['box'\] must be a box .* inside the 4x4 image, got \(0, 0, 4, 1\)"),
+        ({"targets": [[{"pixels": np.ones((3, 3), bool), "box": (0, 0, 1, 1)}]]},
+         r"targets\[0\]\[0\]\['pixels'\] must be a bool \[4, 4\] array .* shape \(3, 3\)"),
+    ],
+)
+def test_bad_scale_and_targets_are_refused_with_a_clear_message(kwargs, message):
+    kwargs = {"collect": torch.full((4, 2, 2), 0.25), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        AttentionFigure(np.zeros((4, 4, 3), np.uint8), **kwargs)
+
+
+def test_targets_need_an_image_of_whole_cells():
+    target = [[{"pixels": (0, 0, 1, 1), "box": (0, 0, 1, 1)}]]
+    with pytest.raises(ValueError, match=r"targets\[0\] needs an image of whole cells .* 5x4, the map 2x2"):
+        AttentionFigure(np.zeros((5, 4, 3), np.uint8), torch.full((4, 2, 2), 0.25), targets=target)

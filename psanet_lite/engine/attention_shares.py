@@ -31,6 +31,27 @@ def box_cells(box, stride: int, cells: tuple) -> torch.Tensor:
     return touched
 
 
+def uniform_share(masks: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """The weight each mask puts on `cells`, over those cells' fraction of the map (1 = uniform).
+
+    Args:
+        masks: [..., P] attention masks, each over the P = h*w positions of a map.
+        cells: bool [P] (or [h, w]): the cells of the target.
+
+    Returns [...]: mass on the cells / (cells / P); uniform attention gives 1, all weight on
+    the cells gives P / cells.
+
+    Example:
+        >>> cells = torch.tensor([True, False, False, False])
+        >>> uniform_share(torch.tensor([[0.25, 0.25, 0.25, 0.25], [1.0, 0.0, 0.0, 0.0]]), cells).tolist()
+        [1.0, 4.0]
+    """
+    cells = cells.flatten()
+    if masks.shape[-1] != cells.numel():
+        raise ValueError(f"masks must be [..., {cells.numel()}] (one weight per cell), got {tuple(masks.shape)}")
+    return masks[..., cells].sum(dim=-1) / cells.float().mean()
+
+
 def marker_attention_shares(model, dataset, transform, images: int = 100, batch: int = 20) -> dict:
     """Share of each object's deciding marker and decoy at its centre cell, over the uniform share.
 
@@ -66,8 +87,7 @@ def marker_attention_shares(model, dataset, transform, images: int = 100, batch:
                     for target, box in boxes.items():
                         if box is None:
                             continue
-                        cells = box_cells(box, stride, (h, w)).flatten()
-                        entry[target].append((column[cells].sum() / cells.float().mean()).item())
+                        entry[target].append(uniform_share(column, box_cells(box, stride, (h, w))).item())
     return shares
 
 

@@ -14,16 +14,27 @@ This is the layout PSANet.attention_maps(images) returns ({'collect': [N, H'*W',
 shows a trained model's attention. Each mask is drawn at H' x W' and stretched over the
 image, so a feature map at 1/8 of the image resolution lines up with the pixels it came
 from.
+
+Two colour scales: scale="max" draws each mask from zero to its own largest weight (every
+mask uses the whole colormap, but colours cannot be compared between pixels);
+scale="uniform" draws every mask on one shared scale, log2 of the weight over the uniform
+share (viz/uniform_scale.py), with a legend. Targets (viz/attention_targets.py) outline
+what a clicked region should look at and read out the share of the clicked mask on it.
 """
 
 import base64
 
 import numpy as np
 
-from psanet_lite.viz import _embed
+from psanet_lite.viz import _embed, uniform_scale
+from psanet_lite.viz.attention_targets import check_targets, embed_targets
 from psanet_lite.viz.figure import Figure, check_interpolation, picker_names
 
 BRANCHES = ("collect", "distribute")
+SCALES = {  # scale -> (default colormap, default opacity)
+    "max": ("inferno", 0.9),               # added to the image's light: black (weight 0) leaves it as is
+    "uniform": (uniform_scale.CMAP, 0.7),  # laid over the image, which shows through the colours
+}
 
 
 def _as_list(value, name, item_ndim):
@@ -48,15 +59,30 @@ class AttentionFigure(Figure):
             pixel (h, w)), or None to show collect alone.
         names: labels for the picker (default "image 1", "image 2", ...).
         title: optional heading above the figure.
-        cmap: matplotlib colormap for the masks.
-        opacity: strength of the masks over the image (0..1); they are added to the
-            image's light ("screen" blending), so weight 0 leaves the image as it is.
+        scale: 'max' (each mask from zero to its own largest weight) or 'uniform' (every
+            mask by log2(weight * H'W'), relative to uniform attention, on one scale with a
+            legend; the weights must be >= 0).
+        log_range: with scale='uniform', the colours span 2**-log_range .. 2**log_range
+            times uniform (default 4: 1/16x .. 16x); weights beyond are clipped.
+        targets: None, or per image None or a list of dicts {"pixels": bool [H, W] or a
+            box (y0, x0, y1, x1), "box": (y0, x0, y1, x1), "label": str} (inclusive
+            pixels): clicking a region's pixels outlines its box on both panels and reads
+            out the share of the clicked masks on the box's cells (1 = uniform), computed
+            from the float weights. ``marker_targets(val.objects(k), val.size)`` builds
+            them for the marker data.
+        cmap: matplotlib colormap for the masks (default 'inferno' for scale='max',
+            'RdBu_r' for scale='uniform').
+        opacity: strength of the masks over the image (0..1; default 0.9 for 'max', 0.7
+            for 'uniform'). With 'max' they are added to the image's light ("screen"
+            blending), so weight 0 leaves the image as it is; with 'uniform' they are laid
+            over it.
         display_width: width of each panel in CSS pixels.
         interpolation: 'bilinear' (smooth upsampling) or 'nearest' (see the cells).
         max_bytes: refuse to build a figure heavier than this (default 2 MB).
 
-    Each mask is stored with 8 bits, scaled from zero to its own largest weight (the
-    readout shows that weight), so every mask uses the whole colormap.
+    Each mask is stored with 8 bits: with scale='max' scaled from zero to its own largest
+    weight, with scale='uniform' over the fixed range of log2(weight * H'W'). The readout
+    shows each mask's largest weight and where it lies, from the float weights.
 
     Example:
         >>> import torch
@@ -66,6 +92,10 @@ class AttentionFigure(Figure):
         >>> fig = AttentionFigure(torch.rand(3, 32, 32), collect=y)
         >>> "psanet-fig-attention" in fig._repr_html_()
         True
+        >>> corner = [{"pixels": (0, 0, 7, 7), "box": (24, 24, 31, 31), "label": "far corner"}]
+        >>> fig = AttentionFigure(torch.rand(3, 32, 32), collect=y, scale="uniform", targets=[corner])
+        >>> fig.spec["legend"]["caption"]
+        'weight relative to uniform attention'
     """
 
     KIND = "attention"
@@ -74,11 +104,12 @@ class AttentionFigure(Figure):
 
     def _describe(self):
         shapes = ", ".join(f"{e['map_height']}x{e['map_width']}" for e in self.spec["images"])
-        return f"{len(self.images)} image(s), maps {shapes}, branches {self.spec['branches']}"
+        return (f"{len(self.images)} image(s), maps {shapes}, branches {self.spec['branches']}, "
+                f"scale {self.spec['scale']!r}")
 
-    def __init__(self, images, collect, distribute=None, *, names=None, title=None, cmap="inferno",
-                 opacity=0.9, display_width=300, interpolation="bilinear",
-                 max_bytes=_embed.DEFAULT_MAX_BYTES):
+    def __init__(self, images, collect, distribute=None, *, names=None, title=None, scale="max",
+                 log_range=None, targets=None, cmap=None, opacity=None, display_width=300,
+                 interpolation="bilinear", max_bytes=_embed.DEFAULT_MAX_BYTES):
         if hasattr(images, "ndim") and images.ndim == 4:
             images = list(images)
         elif not isinstance(images, (list, tuple)):
@@ -94,13 +125,24 @@ class AttentionFigure(Figure):
                 )
         names = picker_names(names, len(self.images), "image")
         check_interpolation(interpolation)
+        if scale not in SCALES:
+            raise ValueError(f"scale must be 'max' (each mask to its own largest weight) or 'uniform' "
+                             f"(relative to uniform attention), got {scale!r}")
+        if scale == "max" and log_range is not None:
+            raise ValueError(f"log_range applies to scale='uniform' only, got log_range={log_range!r} with scale='max'")
+        if scale == "uniform":
+            log_range = uniform_scale.check_log_range(uniform_scale.DEFAULT_LOG_RANGE if log_range is None
+                                                      else log_range)
+        cmap = SCALES[scale][0] if cmap is None else cmap
+        opacity = SCALES[scale][1] if opacity is None else opacity
         if not 0.0 <= float(opacity) <= 1.0:
             raise ValueError(f"opacity must lie in 0..1, got {opacity!r}")
+        targets = check_targets(targets, len(self.images))
 
-        entries, codes, ranges = [], [], []
+        entries, codes, ranges, peaks = [], [], [], []
         byte_offset = range_offset = 0
         for k, image in enumerate(self.images):
-            shape = None
+            shape, masks = None, {}
             for branch, maps in branches.items():
                 y = maps[k]
                 if y.ndim != 3 or y.shape[0] != y.shape[1] * y.shape[2]:
@@ -113,16 +155,28 @@ class AttentionFigure(Figure):
                 n = y.shape[0]
                 # Row s of `rows` is the mask of clicked pixel s, flattened over t.
                 rows = y.reshape(n, n).T if branch == "collect" else y.reshape(n, n)
-                q, r = _embed.quantize_rows(rows)
+                if scale == "uniform" and rows.min() < 0:
+                    raise ValueError(f"scale='uniform' needs weights >= 0 (attention after the softmax), "
+                                     f"{branch}[{k}] holds {rows.min():.3g}")
+                q, r = _embed.quantize_rows(rows)  # r: each mask's range, its largest weight for the readout
+                if scale == "uniform":
+                    q = uniform_scale.relative_codes(rows, log_range)  # one fixed range for every mask
                 codes.append(q.reshape(-1))
                 ranges.append(r.reshape(-1))
+                peaks.append(rows.argmax(axis=1).astype("<u2"))
+                masks[branch] = rows
             n, map_height, map_width = shape
-            entries.append({
+            entry = {
                 "name": names[k], "src": _embed.png_data_uri(image),
                 "height": int(image.shape[0]), "width": int(image.shape[1]),
                 "map_height": int(map_height), "map_width": int(map_width),
                 "offset": byte_offset, "range_offset": range_offset,
-            })
+            }
+            if targets[k]:
+                regions, entry["targets"] = embed_targets(
+                    targets[k], masks, image.shape[:2], (map_height, map_width), f"targets[{k}]")
+                entry["regions"] = regions.tolist()
+            entries.append(entry)
             byte_offset += len(branches) * n * n
             range_offset += len(branches) * n
 
@@ -130,14 +184,20 @@ class AttentionFigure(Figure):
             "collect": "collect: how much the marked pixel gathers from each position",
             "distribute": "distribute: how much of the marked pixel's feature goes to each position",
         }
+        data = {
+            "branches": list(branches),
+            "captions": {b: captions[b] for b in branches},
+            "images": entries,
+            "masks": _embed.pack(np.concatenate(codes).tobytes()),
+            "ranges": _embed.base64_of(np.concatenate(ranges)),
+            "peaks": _embed.base64_of(np.concatenate(peaks)),
+            "scale": scale,
+        }
+        if scale == "uniform":
+            data["log_range"] = log_range
+            data["legend"] = {"caption": uniform_scale.CAPTION, "ticks": uniform_scale.legend_ticks(log_range)}
         self._finish(
-            {
-                "branches": list(branches),
-                "captions": {b: captions[b] for b in branches},
-                "images": entries,
-                "masks": _embed.pack(np.concatenate(codes).tobytes()),
-                "ranges": _embed.base64_of(np.concatenate(ranges)),
-            },
+            data,
             title=title, cmap=cmap, opacity=opacity, display_width=display_width,
             interpolation=interpolation, max_bytes=max_bytes,
             advice="show fewer images, smaller attention maps, or pass a larger max_bytes",
@@ -152,22 +212,31 @@ def read_attention_data(figure):
         figure: an AttentionFigure, its HTML fragment, or its parsed JSON spec.
 
     Returns:
-        a list with one dict per image: {"name", "map_height", "map_width", and per
-        branch name a dict {"codes": uint8 [n, n], "values": float64 [n, n]}} where
-        ``n = H'*W'`` and row s belongs to the pixel ``s = h*W' + w``.
+        a list with one dict per image: {"name", "map_height", "map_width", "targets"
+        (as embedded: label, box, cells, shares per branch; [] when none), and per branch
+        name a dict {"codes": uint8 [n, n], "values": float64 [n, n], "peaks": int [n]}}
+        where ``n = H'*W'``, row s belongs to the pixel ``s = h*W' + w``, values are the
+        weights the codes stand for (with scale='uniform' clipped to the legend's range)
+        and peaks[s] is the position of row s's largest weight.
     """
     spec = AttentionFigure.spec_of(figure)
     codes = np.frombuffer(_embed.unpack(spec["masks"]), dtype=np.uint8)
     ranges = np.frombuffer(base64.b64decode(spec["ranges"]), dtype="<f4")
+    peaks = np.frombuffer(base64.b64decode(spec["peaks"]), dtype="<u2")
     out = []
     for entry in spec["images"]:
         n = entry["map_height"] * entry["map_width"]
         item = {key: entry[key] for key in ("name", "map_height", "map_width")}
+        item["targets"] = entry.get("targets", [])
         for b, branch in enumerate(spec["branches"]):
             start = entry["offset"] + b * n * n
             q = codes[start:start + n * n].reshape(n, n)
             r0 = entry["range_offset"] + b * n
-            low, high = ranges[2 * r0:2 * (r0 + n)].astype(np.float64).reshape(n, 2).T
-            item[branch] = {"codes": q, "values": low[:, None] + q / 255.0 * (high - low)[:, None]}
+            if spec["scale"] == "uniform":
+                values = uniform_scale.weights_of_codes(q, spec["log_range"])
+            else:
+                low, high = ranges[2 * r0:2 * (r0 + n)].astype(np.float64).reshape(n, 2).T
+                values = low[:, None] + q / 255.0 * (high - low)[:, None]
+            item[branch] = {"codes": q, "values": values, "peaks": peaks[r0:r0 + n].astype(np.int64)}
         out.append(item)
     return out
