@@ -31,6 +31,13 @@ Measured, per (shape, batch, backend, mode):
 On a GPU the script also measures the device's copy bandwidth (a large device-to-device
 copy, bytes read + written) and reports each forward's achieved bandwidth, counting
 the input read once and the output written once.
+- the bytes that must move: forward reads the K entries of the map that land on it (K
+  written pairs per image) and writes all of Y; backward reads those K entries of dY and
+  writes all of dA: N*(K + HW^2) and N*(K + mh*mw*HW) elements. Forward+backward's rate
+  over those bytes is set beside the copy's rate (bytes read + written by the clone of the
+  same tensors, in the same rounds): issue 21's kernel target is at least 60% of it, and
+  on CUDA the 'cupy' rows are checked against it and against the 'torch' rows (faster
+  forward and forward+backward), each verdict written out.
 
 Writes JSON (--out, default benchmarks/results/psamask-<device>-<date>[-<dtype>].json, the
 dtype named unless float32) and the same table as Markdown beside it.
@@ -73,6 +80,10 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
         y.backward(matrix)
         x_grad.grad = None
 
+    # Entries of Y that hold a cell of the map (per image): what must be read, each way.
+    written = psa_mask_indices(height, width, mh, mw, mode, torch.device("cpu")).forward_source.numel()
+    must_move = {"forward": batch * (written + (height * width) ** 2) * x.element_size(),
+                 "backward": batch * (written + mh * mw * height * width) * x.element_size()}
     buffers = torch.empty_like(x), torch.empty_like(matrix)
     forward_s = time_call(forward, device, fast_reps, warmup)
     # The operator and the copies alternate, so they see the same load on a shared machine.
@@ -97,11 +108,16 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
         "copy_ms": copy_s * 1e3,
         "copy_into_ms": copy_into_s * 1e3,
         "forward_backward_over_copy": statistics.median(op / copy for op, copy, _ in rounds),
+        "written_pairs": written,
+        "must_move_bytes_forward": must_move["forward"],
+        "must_move_bytes_forward_backward": must_move["forward"] + must_move["backward"],
+        "copy_bytes": 2 * (x.numel() * x.element_size() + matrix.numel() * matrix.element_size()),
         "index_table_bytes_before": None,
         "index_table_bytes_after": None,
     }
+    row["forward_backward_must_move_bytes_per_s"] = row["must_move_bytes_forward_backward"] / forward_backward_s
+    row["copy_bytes_per_s"] = row["copy_bytes"] / copy_s
     if backend == "torch":
-        written = psa_mask_indices(height, width, mh, mw, mode, torch.device("cpu")).forward_source.numel()
         row["index_table_bytes_before"] = 8 * written * (3 if written == (height * width) ** 2 else 4)
         row["index_table_bytes_after"] = 0
     if device.type == "cuda":
@@ -112,7 +128,7 @@ def measure(shape_name, batch, backend, mode, device, dtype, reps):
 def markdown_table(rows, device):
     mib = 2**20
     header = ["shape (map, mask)", "batch", "backend", "mode", "fwd ms", "fwd+bwd ms", "copy ms (clone / into)",
-              "fwd+bwd / copy", "fwd peak MiB", "fwd+bwd peak MiB", "in/out MiB", "index tables MiB before / after"]
+              "fwd+bwd / copy", "fwd+bwd GB/s (must move) / copy GB/s", "fwd peak MiB", "fwd+bwd peak MiB", "in/out MiB", "index tables MiB before / after"]
     if device.type == "cuda":
         header.append("fwd GB/s")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -126,6 +142,7 @@ def markdown_table(rows, device):
             f"{row['forward_backward_ms']:.2f}",
             f"{row['copy_ms']:.2f} / {row['copy_into_ms']:.2f}",
             f"{row['forward_backward_over_copy']:.2f}",
+            f"{row['forward_backward_must_move_bytes_per_s'] / 1e9:.1f} / {row['copy_bytes_per_s'] / 1e9:.1f}",
             f"{row['forward_peak_bytes'] / mib:.1f}",
             f"{row['forward_backward_peak_bytes'] / mib:.1f}",
             f"{row['input_bytes'] / mib:.1f} / {row['output_bytes'] / mib:.1f}",
@@ -136,6 +153,31 @@ def markdown_table(rows, device):
             cells.append(f"{row['forward_bandwidth_bytes_per_s'] / 1e9:.0f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+BANDWIDTH_TARGET = 0.6  # issue 21: the kernel's fwd+bwd moves its bytes at >= 60% of the copy's rate
+
+
+def kernel_targets(rows):
+    """Issue 21's targets for the 'cupy' rows, per (shape, batch, mode): faster than 'torch'
+    forward and forward+backward, and forward+backward's rate over the bytes that must move
+    at least BANDWIDTH_TARGET of the same-bytes copy's rate in the same rounds."""
+    found = []
+    for kernel in (row for row in rows if row["backend"] == "cupy"):
+        for gather in rows:
+            if gather["backend"] == "torch" and all(gather[k] == kernel[k] for k in ("shape", "batch", "mode")):
+                share = kernel["forward_backward_must_move_bytes_per_s"] / kernel["copy_bytes_per_s"]
+                found.append({
+                    "shape": kernel["shape"],
+                    "batch": kernel["batch"],
+                    "mode": kernel["mode"],
+                    "forward_speedup_over_torch": gather["forward_ms"] / kernel["forward_ms"],
+                    "forward_backward_speedup_over_torch": gather["forward_backward_ms"] / kernel["forward_backward_ms"],
+                    "forward_backward_share_of_copy_rate": share,
+                    "met": gather["forward_ms"] > kernel["forward_ms"]
+                    and gather["forward_backward_ms"] > kernel["forward_backward_ms"] and share >= BANDWIDTH_TARGET,
+                })
+    return found
 
 
 def speedups(rows):
@@ -207,6 +249,7 @@ def main(argv=None):
         "dtype": args.dtype,
         "rows": rows,
         "torch_over_reference": speedups(rows),
+        "kernel_targets": kernel_targets(rows),
         # Other work on the machine slows the memory-bound torch backend most: keep the context.
         "load_average_1min_before_after": [load_before[0], os.getloadavg()[0]],
     }
@@ -229,6 +272,9 @@ def main(argv=None):
         "by clone() (new memory, like the operator's results) / by copy_ into buffers allocated before; "
         "fwd+bwd / copy: the median over the rounds of the ratio to the clone time; operator and copies "
         "alternate, one call each per round, so they share the machine's load.",
+        "Must move: forward reads the K map entries that land on the map and writes all of Y, backward reads "
+        "those K entries of dY and writes all of dA; fwd+bwd GB/s is those bytes over the fwd+bwd time, copy GB/s "
+        "the clone's bytes read + written over its time in the same rounds.",
         "Index tables: the int64 tables the torch backend cached before issue 21, 8 bytes x (3 or 4) per written "
         "entry / the tables it keeps now.",
         "",
@@ -239,6 +285,14 @@ def main(argv=None):
         copy = result["copy_bandwidth_bytes_per_s"]
         notes.append(f"Device copy bandwidth (read + write): {copy / 1e9:.0f} GB/s; forward GB/s counts input read once + output written once.")
         notes.append("")
+    for target in result["kernel_targets"]:
+        notes.append(
+            f"cupy at {target['shape']} batch {target['batch']} {target['mode']}: "
+            f"{target['forward_speedup_over_torch']:.2f}x torch's speed forward, "
+            f"{target['forward_backward_speedup_over_torch']:.2f}x forward+backward, "
+            f"{100 * target['forward_backward_share_of_copy_rate']:.0f}% of the copy's rate over the bytes that must move "
+            f"(targets: >1x, >1x, >={100 * BANDWIDTH_TARGET:.0f}%): {'met' if target['met'] else 'MISSED'}"
+        )
     for ratio in result["torch_over_reference"]:
         verdicts = {key: "met" if ratio[key] >= SPEEDUP_TARGET else "MISSED" for key in ("forward", "forward_backward")}
         notes.append(

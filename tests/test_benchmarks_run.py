@@ -45,6 +45,26 @@ def test_psamask_benchmark_writes_rows_per_backend_and_mode(tmp_path):
         assert positive(row["forward_ms"]) and positive(row["forward_backward_ms"]), row
 
 
+def test_psamask_benchmark_checks_the_kernel_targets(tmp_path, monkeypatch):
+    # A GPU run writes one verdict per (shape, batch, mode) where 'cupy' and 'torch' both ran:
+    # faster forward, faster forward+backward, >= 60% of the same-bytes copy's rate.
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    psamask = __import__("psamask")
+
+    def row(backend, mode, forward_ms, forward_backward_ms, rate, copy_rate):
+        return {"shape": "voc-512x512", "batch": 8, "backend": backend, "mode": mode, "forward_ms": forward_ms,
+                "forward_backward_ms": forward_backward_ms, "forward_backward_must_move_bytes_per_s": rate,
+                "copy_bytes_per_s": copy_rate}
+
+    rows = [row("torch", "collect", 0.13, 0.54, 1e12, 3e12), row("cupy", "collect", 0.05, 0.20, 2e12, 3e12),
+            row("torch", "distribute", 0.11, 0.49, 1e12, 3e12), row("cupy", "distribute", 0.05, 0.20, 1.5e12, 3e12),
+            row("reference", "collect", 900.0, 1900.0, 1e6, 3e12)]
+    collect, distribute = psamask.kernel_targets(rows)
+    assert (collect["mode"], collect["met"], distribute["mode"], distribute["met"]) == ("collect", True, "distribute", False)
+    assert math.isclose(collect["forward_backward_speedup_over_torch"], 0.54 / 0.20)
+    assert math.isclose(distribute["forward_backward_share_of_copy_rate"], 0.5)
+
+
 def test_psa_benchmark_compares_fused_with_unfused(tmp_path):
     out = tmp_path / "psa.json"
     stdout = run_script("psa.py", "--device", "cpu", "--shapes", "ade20k-512x512", "--batches", "1",

@@ -9,11 +9,8 @@ a block as OS threads) so that the kernels and their CuPy glue run even without 
 
 import ctypes
 import functools
-import shutil
-import subprocess
-import threading
 
-import numpy as np
+import cuda_on_cpu
 import pytest
 import torch
 
@@ -194,40 +191,11 @@ def test_rejects_tensors_on_different_devices():
         psa_aggregate(f, a.to("meta"), "collect", 3)
 
 
-# The CUDA kernels run on the CPU: kernels/psa_aggregate.cu compiled by g++ with a shim
-# (CUDA qualifiers as no-ops, __shared__ as function statics shared by the block's
-# threads, __syncthreads as a std::barrier, the two PTX conversions as _Float16 casts).
+# The CUDA kernels run on the CPU (tests/cuda_on_cpu.py: g++ and a shim, the block's
+# threads as OS threads), the two PTX conversions replaced by _Float16 casts.
 # cupy_runtime's loader and launcher are replaced, so aggregate_cupy's own argument
-# lists and launch sizes are what is tested. Blocks run one after another and the grid
-# is capped at 3 blocks so that the kernels' block-stride loops are walked too.
-
-_SHIM = r"""
-#include <barrier>
-#include <bit>
-#include <math.h>
-struct PsaDim3 { unsigned x, y, z; };
-thread_local PsaDim3 threadIdx;
-static PsaDim3 blockIdx, gridDim, blockDim = {256, 1, 1};
-static std::barrier<>* psa_barrier = nullptr;
-static inline void __syncthreads() { psa_barrier->arrive_and_wait(); }
-static inline int min(int a, int b) { return a < b ? a : b; }
-static inline int max(int a, int b) { return a > b ? a : b; }
-static inline float __int_as_float(int i) { return std::bit_cast<float>(i); }
-static inline float __uint_as_float(unsigned u) { return std::bit_cast<float>(u); }
-static inline unsigned __float_as_uint(float f) { return std::bit_cast<unsigned>(f); }
-static inline double __longlong_as_double(long long i) { return std::bit_cast<double>(i); }
-#define __global__
-#define __device__
-#define __forceinline__ inline
-#define __shared__ static
-extern "C" void psa_emulate_begin(unsigned threads, unsigned block, unsigned grid) {
-    delete psa_barrier;
-    psa_barrier = new std::barrier<>(threads);
-    blockIdx = {block, 0, 0};
-    gridDim = {grid, 1, 1};
-}
-extern "C" void psa_emulate_thread(unsigned t) { threadIdx = {t, 0, 0}; }
-"""
+# lists and launch sizes are what is tested. The grid is capped at 3 blocks so that the
+# kernels' block-stride loops are walked too.
 
 _PTX_CONVERSIONS = {
     'asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p->bits));': "f = (float)std::bit_cast<_Float16>(p->bits);",
@@ -238,78 +206,21 @@ _GRID_CAP = 3
 
 @pytest.fixture(scope="module")
 def cpu_kernels(tmp_path_factory):
-    compiler = shutil.which("g++")
-    if compiler is None:
-        pytest.skip("g++ not found: the CPU run of the CUDA kernels needs it")
     source = cupy_runtime.kernel_path(aggregate_cupy.KERNEL_FILE).read_text()
     for ptx, cpu in _PTX_CONVERSIONS.items():
         assert ptx in source, f"the shim expects {ptx!r} in the kernel source"
         source = source.replace(ptx, cpu)
-    folder = tmp_path_factory.mktemp("psa_aggregate_cpu")
-    (folder / "shim.h").write_text(_SHIM)
-    (folder / "kernels.cpp").write_text(source)
-    library = folder / "kernels.so"
-    command = [compiler, "-std=c++20", "-O1", "-shared", "-fPIC", "-pthread",
-               "-include", str(folder / "shim.h"), str(folder / "kernels.cpp"), "-o", str(library)]
-    result = subprocess.run(command, capture_output=True, text=True)
-    if result.returncode != 0 and "std=c++20" in result.stderr + result.stdout:
-        pytest.skip(f"{compiler} lacks C++20 (std::barrier, std::bit_cast)")
-    assert result.returncode == 0, result.stderr
-    return ctypes.CDLL(str(library))
-
-
-def _c_argument(value):
-    if isinstance(value, ctypes.c_void_p):
-        return value
-    if isinstance(value, np.uint64):
-        return ctypes.c_void_p(int(value))
-    if isinstance(value, np.int32):
-        return ctypes.c_int(int(value))
-    if isinstance(value, np.float32):
-        return ctypes.c_float(float(value))
-    if isinstance(value, np.float64):
-        return ctypes.c_double(float(value))
-    raise TypeError(f"unexpected kernel argument {value!r}")
-
-
-class _BlockThreads:
-    """256 OS threads kept for the whole module, standing in for the threads of one block."""
-
-    def __init__(self, count):
-        self.count = count
-        self.start = threading.Barrier(count + 1)
-        self.done = threading.Barrier(count + 1)
-        self.job = None
-        for t in range(count):
-            threading.Thread(target=self._work, args=(t,), daemon=True).start()
-
-    def _work(self, t):
-        while True:
-            self.start.wait()
-            library, kernel, c_args = self.job
-            library.psa_emulate_thread(t)
-            kernel(*c_args)
-            self.done.wait()
-
-    def run_block(self, library, kernel, c_args):
-        self.job = (library, kernel, c_args)
-        self.start.wait(timeout=60)
-        self.done.wait(timeout=60)  # BrokenBarrierError if threads hang at a __syncthreads
+    return cuda_on_cpu.compile_kernels(source, tmp_path_factory.mktemp("psa_aggregate_cpu"))
 
 
 def _emulated_launch(block_threads, library, kernel_name, threads, args, device):
-    kernel = getattr(library, kernel_name)
-    c_args = [_c_argument(a) for a in args]
-    per_block = cupy_runtime.THREADS_PER_BLOCK
-    grid = max(1, min(-(-threads // per_block), _GRID_CAP))
-    for block in range(grid):
-        library.psa_emulate_begin(per_block, block, grid)
-        block_threads.run_block(library, kernel, c_args)
+    grid = max(1, min(-(-threads // cupy_runtime.THREADS_PER_BLOCK), _GRID_CAP))
+    cuda_on_cpu.run_blocks(block_threads, library, kernel_name, (grid,), args)
 
 
 @pytest.fixture(scope="module")
 def block_threads():
-    return _BlockThreads(cupy_runtime.THREADS_PER_BLOCK)
+    return cuda_on_cpu.BlockThreads(cupy_runtime.THREADS_PER_BLOCK)
 
 
 @pytest.fixture

@@ -9,6 +9,11 @@
 - launch(module, kernel_name, threads, args, device): run a 1-D grid on torch's
   current CUDA stream, so the kernel is ordered with the torch work around it; torch
   tensors among args are shared with CuPy through as_cupy on that same stream.
+- launch_grid(name, kernel_name, grid, threads, args, device): run a kernel of
+  kernels/<name> on a grid of any shape, on the same stream; its arguments are numpy
+  scalars only (tensors travel as their addresses, np.uint64(t.data_ptr())), and the
+  compiled function and the stream's CuPy handle are cached, so a call costs one launch
+  and little Python.
 """
 
 import functools
@@ -102,14 +107,24 @@ def as_cupy(tensor):
     return cupy.from_dlpack(tensor.detach())
 
 
-def _current_torch_stream(index):
-    """torch's current stream of device `index` as a CuPy stream."""
+@functools.lru_cache(maxsize=64)
+def _cupy_stream(torch_stream):
+    """A CuPy handle of a torch CUDA stream (torch streams hash by handle and device)."""
     import cupy
 
-    torch_stream = torch.cuda.current_stream(index)
     if hasattr(cupy.cuda.Stream, "from_external"):  # CuPy >= 14 deprecates ExternalStream
         return cupy.cuda.Stream.from_external(torch_stream)
-    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, index)
+    return cupy.cuda.ExternalStream(torch_stream.cuda_stream, torch_stream.device_index)
+
+
+def _current_torch_stream(index):
+    """torch's current stream of device `index` as a CuPy stream."""
+    return _cupy_stream(torch.cuda.current_stream(index))
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel_function(name, kernel_name, index):
+    return _load_module(name, index).get_function(kernel_name)
 
 
 def launch(module, kernel_name, threads, args, device):
@@ -127,3 +142,19 @@ def launch(module, kernel_name, threads, args, device):
     with cupy.cuda.Device(index), _current_torch_stream(index):
         args = tuple(as_cupy(arg) if isinstance(arg, torch.Tensor) else arg for arg in args)
         module.get_function(kernel_name)((blocks,), (THREADS_PER_BLOCK,), args)
+
+
+def launch_grid(name, kernel_name, grid, threads, args, device):
+    """Launch `kernel_name` of kernels/<name> on `grid` blocks (a tuple, up to 3 axes) of
+    `threads` threads, on torch's current stream of `device`.
+
+    args: numpy scalars of the kernel's parameter types; a pointer is np.uint64 of the
+    tensor's data_ptr() (no DLPack view is made). The grid is taken as given: the caller
+    keeps it within CUDA's limits and launches nothing for empty work.
+    """
+    import cupy
+
+    index = _device_index(device)
+    kernel = _kernel_function(name, kernel_name, index)
+    with cupy.cuda.Device(index):
+        kernel(tuple(grid), (threads,), args, stream=_current_torch_stream(index))
