@@ -13,6 +13,7 @@ minutes). To use another checkpoint of the same recipe, set PSANET_LITE_EXPLORAB
 to its final.pt, e.g. one that benchmarks/ablation_context.py --task markers wrote.
 """
 
+import json
 import os
 import statistics
 import threading
@@ -116,7 +117,15 @@ def _open(browser, url, external, errors, route_external=None):
 
 
 def _shown(page, name):
+    """What the root element's data-NAME holds (JSON), e.g. 'positions'."""
     return page.evaluate(f"JSON.parse(document.querySelector('{ROOT_SELECTOR}').dataset.{name})")
+
+
+def _wait_shown(page, name, condition):
+    """Wait until `condition`, JavaScript about `value` (data-NAME, parsed), holds."""
+    page.wait_for_function(
+        f"(() => {{ const value = JSON.parse(document.querySelector('{ROOT_SELECTOR}').dataset.{name} || 'null');"
+        f" return value !== null && ({condition}); }})()")
 
 
 def _drag(page, sprite, start, end, steps=8):
@@ -141,12 +150,11 @@ def _drag(page, sprite, start, end, steps=8):
         times.append(float(page.locator(ROOT_SELECTOR).get_attribute("data-update-ms")))
     page.mouse.up()
     # the last update shows the sprite where the drag ended
-    page.wait_for_function(
-        f"JSON.parse(document.querySelector('{ROOT_SELECTOR}').dataset.positions)[{sprite}].join() === '{end[0]},{end[1]}'")
+    _wait_shown(page, "positions", f"value[{sprite}].join() === '{end[0]},{end[1]}'")
     return times
 
 
-def test_a_decoy_moved_onto_the_spot_an_object_reads_gives_it_its_colour_within_the_budget(site, browser):
+def test_a_decoy_moved_onto_the_spot_an_object_reads_gives_it_its_colour_within_the_budget(site, browser, tmp_path):
     url, scenes = site
     external, errors = [], []
     page = _open(browser, f"{url}/index.html", external, errors)
@@ -154,14 +162,15 @@ def test_a_decoy_moved_onto_the_spot_an_object_reads_gives_it_its_colour_within_
     for index, scene in enumerate(scenes[:2]):  # a disc's scene, then a square's
         if index:
             page.select_option(f"{ROOT_SELECTOR} select", str(index))
-            page.wait_for_function(
-                f"JSON.parse(document.querySelector('{ROOT_SELECTOR}').dataset.positions).length === {len(scene['sprites'])}")
+            start = json.dumps([sprite["position"] for sprite in scene["sprites"]], separators=(",", ":"))
+            _wait_shown(page, "positions", f"JSON.stringify(value) === '{start}'")
         focus = scene["sprites"][scene["focus"]]
         marker, decoy = scene["sprites"][focus["marker"]], scene["sprites"][focus["decoy"]]
         before = _shown(page, "spriteClasses")[scene["focus"]]
         # the decoy goes onto the spot the object's shape selects, covering its marker (same size)
         times += _drag(page, focus["decoy"], decoy["position"], marker["position"])
         moved = _shown(page, "spriteClasses")[scene["focus"]]
+        page.locator(ROOT_SELECTOR).screenshot(path=str(tmp_path / f"scene{index}-moved.png"))
         times += _drag(page, focus["decoy"], marker["position"], decoy["position"])
         back = _shown(page, "spriteClasses")[scene["focus"]]
         seen.append((focus["name"], (before, moved, back), (marker["colour"], decoy["colour"], marker["colour"])))
@@ -171,7 +180,7 @@ def test_a_decoy_moved_onto_the_spot_an_object_reads_gives_it_its_colour_within_
     assert not external, f"requests to other hosts: {external}"
     assert not errors, errors
     print(f"classes (before, decoy on the spot, decoy back) vs the rule's: {seen}")
-    print(f"update times (ms): {times}; page {transferred / 1e6:.2f} MB")
+    print(f"update times (ms): {times}; page {transferred / 1e6:.2f} MB; screenshots in {tmp_path}")
     for name, predicted, rule in seen:
         assert predicted == rule, f"{name}: predicted classes {predicted}, the rule says {rule}"
     assert statistics.median(times) <= BUDGET_MS, f"update times {times} ms (budget {BUDGET_MS} ms)"

@@ -93,8 +93,9 @@ def test_copy_runtime_copies_the_scripts_and_packs_the_binary(tmp_path):
     target.mkdir(parents=True)
     (target / explorable.WASM_BINARY).write_bytes(b"left by an earlier build")
     written = copy_runtime(package, target)
-    assert sorted(p.name for p in target.iterdir()) == sorted(explorable.RUNTIME_FILES + (explorable.WASM_BINARY + ".gz",))
-    assert gzip.decompress((target / f"{explorable.WASM_BINARY}.gz").read_bytes()) == (package / explorable.WASM_BINARY).read_bytes()
+    packed = f"{explorable.WASM_BINARY}.gz"
+    assert sorted(p.name for p in target.iterdir()) == sorted(explorable.RUNTIME_FILES + (packed,))
+    assert gzip.decompress((target / packed).read_bytes()) == (package / explorable.WASM_BINARY).read_bytes()
     assert written == sum(p.stat().st_size for p in target.iterdir())
 
 

@@ -230,9 +230,10 @@
     this.root.querySelector("[data-role='legend']").textContent =
       `attention of pixel (${py}, ${px}): white 0 to dark red ${top.toPrecision(3)} (both maps)`;
     const focus = this.sprites[this.focus];
-    const others = this.sprites
-      .map((sprite, index) => (sprite.object && index !== this.focus ? `${sprite.name}: ${this.spec.classes[predicted[index]]}` : null))
-      .filter((text) => text !== null);
+    const others = [];
+    this.sprites.forEach((sprite, index) => {
+      if (sprite.object && index !== this.focus) others.push(`${sprite.name}: ${this.spec.classes[predicted[index]]}`);
+    });
     this.root.querySelector("[data-role='readout']").textContent =
       `${focus.name} is predicted "${this.spec.classes[predicted[this.focus]]}"` +
       (focus.reads ? " (the dashed box is where it reads)" : "") +

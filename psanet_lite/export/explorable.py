@@ -108,9 +108,9 @@ def marker_scenes(count=3, size=128, seed=0):
     Scene i is a marker sample drawn by make_marker_sample from numpy's
     default_rng((seed, k)) for increasing k (a stream apart from the dataset's splits):
     the first sample that has a disc (even i) or a square (odd i) with a decoy beside it.
-    That object is the scene's focus: its centre is the pixel shown first, and the spot
-    it reads (its shape's offset) is outlined. Moving its decoy onto that spot hands the
-    object the decoy's colour.
+    That object (the largest such, the first of equals) is the scene's focus: its centre
+    is the pixel shown first, and the spot it reads (its shape's offset) is outlined.
+    Moving its decoy onto that spot hands the object the decoy's colour.
 
     Returns a list of scenes: dicts with 'name', 'seed' ((seed, k)), 'background' uint8
     [size, size, 3] (the grey texture the sample was drawn on), 'sprites', 'pixel' (y, x)
@@ -124,7 +124,7 @@ def marker_scenes(count=3, size=128, seed=0):
     >>> scene = marker_scenes(count=1)[0]
     >>> focus = scene["sprites"][scene["focus"]]
     >>> focus["name"], focus["reads"], scene["sprites"][focus["decoy"]]["name"]
-    ('disc 1', [-2, 94, 15, 15], 'green decoy of disc 1')
+    ('disc 2', [-2, 94, 17, 17], 'red decoy of disc 2')
     """
     from psanet_lite.data.context import _background, shape_mask
     from psanet_lite.data.markers import CLASSES, MARGIN, OFFSETS, make_marker_sample
@@ -136,9 +136,10 @@ def marker_scenes(count=3, size=128, seed=0):
         k += 1
         start = rng.bit_generator.state
         image, _, objects = make_marker_sample(rng, size)
-        focus = next((j for j, o in enumerate(objects) if o["shape"] == wanted and o["decoy"] is not None), None)
-        if focus is None:
+        candidates = [j for j, o in enumerate(objects) if o["shape"] == wanted and o["decoy"] is not None]
+        if not candidates:
             continue
+        focus = max(candidates, key=lambda j: objects[j]["radius"])  # the largest: easiest to see and to drag
         rng.bit_generator.state = start  # make_marker_sample draws this texture first, under everything
         grey = np.clip(_background(rng, size), 0, 255).astype(np.uint8)
         markers, shapes = [], []
@@ -188,7 +189,8 @@ def copy_runtime(package, target):
     package, target = Path(package), Path(target)
     for name in RUNTIME_FILES + (WASM_BINARY,):
         if not (package / name).is_file():
-            raise FileNotFoundError(f"{package / name} is missing: is onnxruntime-web installed (`npm ci --prefix book`)?")
+            raise FileNotFoundError(
+                f"{package / name} is missing: is onnxruntime-web installed (`npm ci --prefix book`)?")
     shutil.rmtree(target, ignore_errors=True)  # nothing of an earlier copy stays behind
     target.mkdir(parents=True)
     for name in RUNTIME_FILES:
