@@ -40,7 +40,7 @@ ESLINT := book/node_modules/.bin/eslint
 $(ESLINT): $(MATHJAX) ;
 
 lint-js: $(ESLINT)
-	$(ESLINT) --config book/eslint.config.mjs psanet_lite/viz/static
+	$(ESLINT) --config book/eslint.config.mjs psanet_lite/viz/static psanet_lite/export
 
 # Notebooks run at build time and are cached (book/_build/.jupyter_cache): a second
 # build re-runs only changed notebooks. A failing cell or any Sphinx warning fails it.

@@ -1,6 +1,8 @@
 """The built site shows nothing of the machine that built it: no absolute path of the
-build machine (the repository, the home folder, temporary folders) on any page.
+build machine (the repository, the home folder, temporary folders) on any page; and the
+page with the live model stays within its size budget.
 Run after `make book` (`make test` does both)."""
+import base64
 import os
 import re
 import tempfile
@@ -16,6 +18,11 @@ SITE = ROOT / "book" / "_build" / "html"
 SCANNED = (".html", ".js", ".json", ".ipynb", ".txt")
 # Vendored packages copied in verbatim (MathJax...) are not written by the build.
 VENDORED = ("_static/mathjax",)
+# Issue 19: the page of the live model (chapter 10) loads at most 15 MB of model and
+# runtime, the model at most 3 MB.
+LIVE_MODEL_PAGE = "chapters/10_deployment.html"
+PAGE_BUDGET_BYTES = 15_000_000
+MODEL_BUDGET_BYTES = 3_000_000
 
 
 def build_machine_paths():
@@ -55,3 +62,21 @@ def test_no_page_shows_a_path_of_the_build_machine():
         if hits:
             found[relative] = hits
     assert not found, f"pages showing build-machine paths: {found}"
+
+
+def test_the_live_model_page_stays_within_its_budget():
+    from psanet_lite.export.explorable import RUNTIME_FILES, WASM_BINARY
+
+    page = SITE / LIVE_MODEL_PAGE
+    if not page.is_file():
+        pytest.fail(f"{page} is missing: run `make book` first")
+    # what the explorable loads of the runtime (psanet_lite.export.explorable.copy_runtime)
+    runtime = [SITE / "_static" / "onnxruntime-web" / name for name in RUNTIME_FILES + (f"{WASM_BINARY}.gz",)]
+    missing = [str(path) for path in runtime if not path.is_file()]
+    assert not missing, f"the runtime's files are missing from the site: {missing}"
+    models = re.findall(r'"model": "([A-Za-z0-9+/=]+)"', page.read_text(encoding="utf-8"))
+    assert len(models) == 1, f"{LIVE_MODEL_PAGE} embeds {len(models)} models, expected the explorable's one"
+    model_bytes = len(base64.b64decode(models[0]))
+    total = page.stat().st_size + sum(path.stat().st_size for path in runtime)
+    assert model_bytes <= MODEL_BUDGET_BYTES, f"the page's model is {model_bytes} bytes"
+    assert total <= PAGE_BUDGET_BYTES, f"{LIVE_MODEL_PAGE} and its runtime weigh {total} bytes"

@@ -53,7 +53,11 @@ BUDGETS = {
         "trains": "chapter 6's model and its marker run when the cache does not hold them",
     },
     "09_scaling_up": {"cpu_minutes": 3, "t4_minutes": None, "trains": "nothing"},
-    "10_deployment": {"cpu_minutes": 4, "t4_minutes": None, "trains": "nothing", "extras": ("cuda", "export")},
+    "10_deployment": {
+        "cpu_minutes": 12, "t4_minutes": None,
+        "trains": "chapter 6's model and its marker run when the cache does not hold them",
+        "extras": ("cuda", "export"),
+    },
 }
 # The extras a chapter's setup cell installs when its BUDGETS row names none.
 EXTRAS = ("cuda",)
@@ -173,18 +177,16 @@ def _copy_mathjax(app, exception):
 
 
 # onnxruntime-web (pinned by book/package.json) runs the exported model in the reader's
-# browser (psanet_lite.export.explorable): the WebAssembly build only, single-threaded.
+# browser (psanet_lite.export.explorable, whose copy_runtime says what the page loads).
 ONNXRUNTIME_PACKAGE = BOOK / "node_modules" / "onnxruntime-web" / "dist"
-ONNXRUNTIME_PARTS = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 
 
 def _copy_onnxruntime(app, exception):
     if exception is not None or app.builder.format != "html" or not ONNXRUNTIME_PACKAGE.is_dir():
         return
-    target = Path(app.outdir) / "_static" / "onnxruntime-web"
-    target.mkdir(parents=True, exist_ok=True)
-    for part in ONNXRUNTIME_PARTS:
-        shutil.copy2(ONNXRUNTIME_PACKAGE / part, target / part)
+    from psanet_lite.export.explorable import copy_runtime
+
+    copy_runtime(ONNXRUNTIME_PACKAGE, Path(app.outdir) / "_static" / "onnxruntime-web")
 
 
 def _add_substitutions(app, config):
