@@ -57,14 +57,17 @@ def _train(config, run_dir, seed, workers):
     return time.perf_counter() - start_wall, time.process_time() - start_cpu
 
 
-def _evaluate(run_dir, config):
+def _evaluate(run_dir, config, val_images=None):
+    """The trained model, its validation split (the first val_images, default all) and its metrics."""
     model = build_model(checkpoint=str(run_dir / "final.pt")).eval()
     val = build_dataset(config.data, "val")
+    if val_images is not None:
+        val = type(val)(val.split, length=val_images, size=val.size, seed=val.seed)
     return model, val, evaluate(model, val, config)
 
 
 def run_variant(key, run_dir, seed, workers, task="context", iterations=1000, context_iterations=BOOK_ITERATIONS,
-                attention_images=100):
+                attention_images=100, val_images=None):
     """Train head `key` on `task` into run_dir and evaluate it; its row of the report.
 
     On 'markers' the head is first trained on 'context' for context_iterations and the
@@ -75,7 +78,7 @@ def run_variant(key, run_dir, seed, workers, task="context", iterations=1000, co
     first = iterations if task == "context" else context_iterations
     context = get_config(TASKS["context"], iterations=first, eval_interval=0, checkpoint_interval=first, **overrides)
     wall, cpu = _train(context, run_dir / "context", seed, workers)
-    model, val, metrics = _evaluate(run_dir / "context", context)
+    model, val, metrics = _evaluate(run_dir / "context", context, val_images)
     row = {"variant": key, "label": label, "task": task, "seed": seed,
            "parameters": sum(p.numel() for p in model.parameters()),
            "decode_head_parameters": sum(p.numel() for p in model.decode_head.parameters()),
@@ -85,12 +88,12 @@ def run_variant(key, run_dir, seed, workers, task="context", iterations=1000, co
                             load_from=str(run_dir / "context" / "final.pt"), **overrides)
         seconds = _train(config, run_dir / "markers", seed, workers)
         wall, cpu = wall + seconds[0], cpu + seconds[1]
-        model, val, metrics = _evaluate(run_dir / "markers", config)
+        model, val, metrics = _evaluate(run_dir / "markers", config, val_images)
         if hasattr(model.decode_head, "attention_maps"):
             shares = marker_attention_shares(model, val, build_eval_transforms(config.data), images=attention_images)
             row["attention"] = [{"branch": branch, "shape": shape, **summary}
                                 for (branch, shape), summary in median_shares(shares).items()]
-    return {**row, "iterations": iterations if task == "markers" else first,
+    return {**row, "iterations": iterations if task == "markers" else first, "val_images": len(val),
             "train_seconds": round(wall, 1), "train_cpu_seconds": round(cpu, 1),
             **{k: metrics[k] for k in ("mIoU", "mAcc", "aAcc", "IoU", "Acc")}, "classes": list(val.classes)}
 
@@ -154,34 +157,35 @@ def markdown(report) -> str:
         "",
     ]
     if task == "markers":
-        lines += ["| head | parameters | train wall (s) | mIoU on context | mIoU on markers "
+        lines += ["| head | parameters | train CPU (s) | mIoU on context | mIoU on markers "
                   "| attention on the deciding marker / uniform | on the decoy / uniform |",
                   "|---|---:|---:|---:|---:|---|---|"]
         for e in summary:
-            lines.append(f"| {e['label']} | {e['parameters'] / 1e6:.3f}M | {_pm(e['train_seconds'], 1.0, 0)} "
+            lines.append(f"| {e['label']} | {e['parameters'] / 1e6:.3f}M | {_pm(e['train_cpu_seconds'], 1.0, 0)} "
                          f"| {_pm(e['context_mIoU'])} | {_pm(e['mIoU'])} | {_attention_cell(e, 'deciding')} "
                          f"| {_attention_cell(e, 'decoy')} |")
         lines += ["", f"Attention: at each object's centre cell, the median over the objects of "
                   f"{report['attention_images']} validation images of the weight on its deciding marker's cells (or its decoy's), divided by those "
                   "cells' share of the map; 1 is what uniform attention gives."]
     else:
-        lines += ["| head | parameters | decode head | train wall (s) | mIoU |", "|---|---:|---:|---:|---:|"]
+        lines += ["| head | parameters | decode head | train CPU (s) | mIoU |", "|---|---:|---:|---:|---:|"]
         for e in summary:
             lines.append(f"| {e['label']} | {e['parameters'] / 1e6:.3f}M | {e['decode_head_parameters'] / 1e6:.3f}M "
-                         f"| {_pm(e['train_seconds'], 1.0, 0)} | {_pm(e['mIoU'])} |")
+                         f"| {_pm(e['train_cpu_seconds'], 1.0, 0)} | {_pm(e['mIoU'])} |")
     lines += [
         "",
-        "Train wall: elapsed training time, which grows with whatever else the machine runs"
+        "Train CPU: CPU time of the training process (both trainings on 'markers'), which does not grow "
+        "with what else the machine runs; train wall, in the table below, does"
         + (f" (load average {report['load_average']})." if "load_average" in report else "."),
         "",
         "## Every run",
         "",
-        "| head | seed | mIoU | " + " | ".join(f"IoU {c}" for c in first["classes"]) + " |",
-        "|---|---:|---:|" + "---:|" * len(first["classes"]),
+        "| head | seed | train wall (s) | mIoU | " + " | ".join(f"IoU {c}" for c in first["classes"]) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(first["classes"]),
     ]
     for r in rows:
         ious = " | ".join("-" if v is None else f"{100 * v:.1f}" for v in r["IoU"])
-        lines.append(f"| {r['label']} | {r['seed']} | {100 * r['mIoU']:.1f} | {ious} |")
+        lines.append(f"| {r['label']} | {r['seed']} | {r['train_seconds']:.0f} | {100 * r['mIoU']:.1f} | {ious} |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,6 +208,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the budget assumes 2 CPU cores)")
     parser.add_argument("--workers", type=int, default=1, help="data-loading processes")
     parser.add_argument("--attention-images", type=int, default=100, help="validation images the attention is measured on")
+    parser.add_argument("--val-images", type=int, default=None,
+                        help="validation images scored (default: the whole split, 500); fewer for a quick check")
     parser.add_argument("--work-dir", default=None, help="default runs/ablation_<task>")
     parser.add_argument("--out", default=str(RESULTS), help="folder for ablation_<task>.json / .md")
     args = parser.parse_args()
@@ -230,7 +236,7 @@ def main():
         except FileExistsError:
             continue
         row = run_variant(key, run_dir, seed, args.workers, args.task, iterations, args.context_iterations,
-                          args.attention_images)
+                          args.attention_images, args.val_images)
         _write_atomic(run_dir / RESULT_FILE, json.dumps(json_safe(row), indent=1))
         print(f"{row['label']:<32} seed {seed}  mIoU {100 * row['mIoU']:5.1f}  ({row['train_seconds']:.0f} s training)",
               flush=True)
@@ -250,7 +256,7 @@ def main():
         "date": datetime.date.today().isoformat(),
         "task": args.task,
         "seeds": seeds,
-        "val_images": len(build_dataset(get_config(TASKS[args.task]).data, "val")),
+        "val_images": rows[0].get("val_images") or len(build_dataset(get_config(TASKS[args.task]).data, "val")),
         "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
                    f"{args.threads} torch threads per process, torch {torch.__version__}",
         "command": command,

@@ -23,6 +23,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,8 @@ COLAB_PREINSTALLED = ["torch", "torchvision", "numpy", "matplotlib", "pillow", "
 # from the package index: here pip stays offline, so the base environment holds them.
 OFFLINE_EXTRAS = ["onnx", "onnxruntime", "onnxscript"]
 UV = [sys.executable, "-m", "uv"]  # the uv of the interpreter running this script (the dev extra)
+# What psanet_lite.book prints for a run it loads from its cache: the entry's name.
+LOADED = re.compile(r"loaded from the book's run cache \(([^)\s]+)\)")
 COLAB_SHIM = '''"""Stands in for Colab's own package: its presence is how notebooks tell they run on Colab."""
 '''
 
@@ -132,9 +135,10 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800, r
     book` fills), the runtime's cache starts as a copy of it, as on a machine where the
     book was built; without, it starts empty, as on Colab.
 
-    Returns {"notebook", "seconds", "ok", "error", "device_seen", "trained"}: seconds from
-    the kernel's start to the end of the last cell, the setup cell's install included;
-    trained, the cache entries the chapter had to train.
+    Returns {"notebook", "seconds", "ok", "error", "device_seen", "trained", "loaded"}:
+    seconds from the kernel's start to the end of the last cell, the setup cell's install
+    included; trained, the cache entries the chapter had to train; loaded, those it
+    loaded from the cache (as it printed them).
     """
     with tempfile.TemporaryDirectory(prefix="colab-") as folder:
         python = fresh_runtime(base_python, folder)
@@ -171,8 +175,10 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800, r
         trained = sorted(set(os.listdir(cache)) - before) if cache.is_dir() else []
     setup = next(c for c in nb.cells if c.get("id") == psanet_book.SETUP_CELL_ID)
     seen = "".join(o.get("text", "") for o in setup.get("outputs", []) if o.get("name") == "stdout").strip()
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                      if o.get("name") == "stdout")
     return {"notebook": Path(notebook).name, "seconds": round(seconds, 1), "ok": error is None,
-            "error": error, "device_seen": seen, "trained": trained}
+            "error": error, "device_seen": seen, "trained": trained, "loaded": LOADED.findall(printed)}
 
 
 def run_chapters(notebooks, base_python, wheel, device="cpu", jobs=1, runs_cache=None):
@@ -209,15 +215,15 @@ def device_name(device):
     return torch.cuda.get_device_name(0).lower().replace(" ", "-")
 
 
-def write_results(rows, device, out_dir, command):
-    """benchmarks/results/colab-<device>-<date>.{json,md}; returns the JSON path."""
+def write_results(rows, device, out_dir, command, tag=None):
+    """benchmarks/results/colab-<device>-<date>[-<tag>].{json,md}; returns the JSON path."""
     date = datetime.date.today().isoformat()
     name = device_name(device)
     meta = {"device": name, "date": date, "command": command, "python": platform.python_version(),
             "machine": platform.machine()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"colab-{name}-{date}.json"
+    path = out / f"colab-{name}-{date}{'-' + tag if tag else ''}.json"
     path.write_text(json.dumps({**meta, "chapters": rows}, indent=2) + "\n")
     lines = [f"# Chapters run as in a fresh Colab runtime ({name}, {date})", "", f"`{command}`", "",
              "| chapter | seconds | budget (s) | runs trained | result |", "| --- | ---: | ---: | ---: | --- |"]
@@ -240,6 +246,7 @@ def main(argv=None):
     parser.add_argument("--runs-cache", type=Path,
                         help="start each runtime's run cache as a copy of this folder (default: empty, as on Colab)")
     parser.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--tag", help="appended to the results' file name (runs of other chapters the same day)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="colab-base-") as folder:
         wheel = args.wheel.resolve() if args.wheel else build_wheel(folder)
@@ -251,7 +258,7 @@ def main(argv=None):
             print(f"{row['notebook']}: {'ok' if row['ok'] else 'FAILED'} in {row['seconds']:.0f} s "
                   f"(budget {row['budget_s']} s), {row['device_seen']}, trained {len(row['trained'])} runs", flush=True)
     command = "python benchmarks/colab_notebooks.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    print(write_results(rows, args.device, args.out_dir, command.strip()))
+    print(write_results(rows, args.device, args.out_dir, command.strip(), args.tag))
     return 0 if all(r["ok"] for r in rows) else 1
 
 

@@ -125,7 +125,7 @@ def test_train_speed_refuses_cuda_without_a_gpu(tmp_path):
 
 def test_ablation_writes_one_row_per_head(tmp_path):
     run_script("ablation_context.py", "--iterations", "2", "--variants", "fcn,bi", "--threads", "1",
-               "--work-dir", tmp_path / "runs", "--out", tmp_path)
+               "--val-images", "8", "--work-dir", tmp_path / "runs", "--out", tmp_path)
     result = json.loads((tmp_path / "ablation_context.json").read_text())
     assert (tmp_path / "ablation_context.md").is_file()
     rows = {row["variant"]: row for row in result["rows"]}
@@ -139,7 +139,7 @@ def test_ablation_writes_one_row_per_head(tmp_path):
 def test_ablation_on_markers_starts_each_head_from_its_context_run(tmp_path):
     run_script("ablation_context.py", "--task", "markers", "--iterations", "2", "--context-iterations", "2",
                "--variants", "fcn,bi", "--seeds", "0,1", "--threads", "1", "--attention-images", "4",
-               "--work-dir", tmp_path / "runs", "--out", tmp_path)
+               "--val-images", "8", "--work-dir", tmp_path / "runs", "--out", tmp_path)
     result = json.loads((tmp_path / "ablation_markers.json").read_text())
     assert [(r["variant"], r["seed"]) for r in result["rows"]] == [("fcn", 0), ("fcn", 1), ("bi", 0), ("bi", 1)]
     for seed in (0, 1):
@@ -156,11 +156,12 @@ def test_ablation_on_markers_starts_each_head_from_its_context_run(tmp_path):
     branches = {(a["branch"], a["shape"]) for a in bi["attention"]}
     assert ("collect", "all") in branches and ("distribute", "all") in branches
     assert "± " in (tmp_path / "ablation_markers.md").read_text()
+    assert result["val_images"] == 8 and all(r["val_images"] == 8 for r in result["rows"])
 
 
 def test_ablation_processes_share_the_jobs_and_reuse_finished_ones(tmp_path):
     args = ("ablation_context.py", "--task", "markers", "--iterations", "1", "--context-iterations", "1",
-            "--variants", "fcn", "--seeds", "3", "--threads", "1", "--attention-images", "2",
+            "--variants", "fcn", "--seeds", "3", "--threads", "1", "--attention-images", "2", "--val-images", "4",
             "--work-dir", tmp_path / "runs", "--out", tmp_path)
     run_script(*args)
     row = tmp_path / "runs" / "fcn-seed3" / "result.json"

@@ -7,12 +7,13 @@ benchmarks/colab_notebooks.py does the simulation; see its docstring.
 
 - Chapters that train nothing run from a fresh runtime here, two at a time, and must end
   within their budget (measured while sharing the cores, so alone they are faster).
-- Chapters that train (chapters 6 to 8) run here with the run cache `make book` filled,
+- Chapters that train (chapters 6 to 8 and 10) run here with the run cache `make book` filled,
   as on a machine where the book was built, and must load every run from it: that checks
-  them in the Colab setup without training the book's models a second time. What they
-  cost from an empty cache, as on Colab, is measured by
-  `python benchmarks/colab_notebooks.py <chapters>` and committed under
-  benchmarks/results/colab-cpu-*.json; the last test holds those times to the budgets.
+  them in the Colab setup without training the book's models a second time. From an empty
+  cache, as on Colab, they would also train those runs: their time here plus the runs'
+  training times, which the book build measured on this machine, must stay within the
+  budget. (`python benchmarks/colab_notebooks.py <chapters>` measures them from an empty
+  cache directly.)
 
 Slow: `make test` runs this module after the book, with `pytest -m colab`.
 """
@@ -35,7 +36,6 @@ pytestmark = pytest.mark.colab
 TRAINING = [nb for nb in colab_notebooks.chapters() if BUDGETS[nb.stem]["trains"] != "nothing"]
 NOT_TRAINING = [nb for nb in colab_notebooks.chapters() if nb not in TRAINING]
 BOOK_RUNS = ROOT / "data" / "generated" / "book_runs"  # psanet_lite.book.default_cache_dir() in a checkout
-RESULTS = ROOT / "benchmarks" / "results"
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,8 @@ def test_the_base_runtime_lacks_psanet_lite(colab):
 
 
 def test_the_training_chapters_are_the_ones_that_say_so():
-    assert [nb.stem for nb in TRAINING] == ["06_training", "07_evaluation_and_ablation", "08_looking_inside"]
+    assert [nb.stem for nb in TRAINING] == [
+        "06_training", "07_evaluation_and_ablation", "08_looking_inside", "10_deployment"]
 
 
 @pytest.mark.parametrize("notebook", NOT_TRAINING, ids=lambda p: p.stem)
@@ -88,21 +89,16 @@ def test_training_chapter_runs_in_colab_on_the_books_cached_runs(rows, notebook)
         "the wheel's run keys differ from the checkout's")
 
 
-def _newest_fresh_times():
-    """{chapter stem: row} from the newest committed colab-cpu-*.json that ran each training chapter."""
-    newest = {}
-    for path in sorted(RESULTS.glob("colab-cpu-*.json"), key=lambda p: json.loads(p.read_text())["date"]):
-        report = json.loads(path.read_text())
-        for row in report["chapters"]:
-            newest[Path(row["notebook"]).stem] = {**row, "file": path.name, "command": report["command"]}
-    return newest
-
-
 @pytest.mark.parametrize("notebook", TRAINING, ids=lambda p: p.stem)
-def test_committed_fresh_run_of_a_training_chapter_holds_its_budget(notebook):
-    row = _newest_fresh_times().get(notebook.stem)
-    assert row is not None, f"no benchmarks/results/colab-cpu-*.json has {notebook.name}: measure it fresh"
-    assert row["ok"] and row["trained"], f"{row['file']}: {notebook.name} did not run fresh (ok, trained runs)"
-    assert "--runs-cache" not in row["command"] and "--jobs" not in row["command"], row["command"]
+def test_training_chapter_from_an_empty_cache_would_end_within_its_cpu_budget(rows, notebook):
+    # From an empty cache (as on Colab) the chapter trains every run it loaded here: its time
+    # is this run's plus their training times, which the book build just measured on this
+    # machine (each entry's run.json).
+    row = rows[notebook.name]
+    loaded = sorted(set(row["loaded"]))
+    assert loaded, f"{notebook.name} loaded no run from the cache: does it still print what it loads?"
+    training = sum(json.loads((BOOK_RUNS / entry / "run.json").read_text())["seconds"] for entry in loaded)
     budget = colab_notebooks.budget_seconds(notebook, "cpu")
-    assert row["seconds"] <= budget, f"{row['file']}: {notebook.name} took {row['seconds']} s, budget {budget} s"
+    assert row["seconds"] + training <= budget, (
+        f"{notebook.name}: {row['seconds']:.0f} s on the cached runs + {training:.0f} s to train {loaded} "
+        f"= {row['seconds'] + training:.0f} s, over its stated budget of {budget} s (book/_ext/psanet_book.py, BUDGETS)")
