@@ -47,6 +47,39 @@ def _as_list(value, name, item_ndim):
     return [array]
 
 
+def _scale_settings(scale, log_range, cmap, opacity):
+    """Checked (log_range, cmap, opacity) of a colour scale: 'max' or 'uniform' (see AttentionFigure)."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be 'max' (each mask to its own largest weight) or 'uniform' "
+                         f"(relative to uniform attention), got {scale!r}")
+    if scale == "max" and log_range is not None:
+        raise ValueError(f"log_range applies to scale='uniform' only, got log_range={log_range!r} with scale='max'")
+    if scale == "uniform":
+        log_range = uniform_scale.check_log_range(uniform_scale.DEFAULT_LOG_RANGE if log_range is None
+                                                  else log_range)
+    cmap = SCALES[scale][0] if cmap is None else cmap
+    opacity = SCALES[scale][1] if opacity is None else opacity
+    if not 0.0 <= float(opacity) <= 1.0:
+        raise ValueError(f"opacity must lie in 0..1, got {opacity!r}")
+    return log_range, cmap, opacity
+
+
+def _encode_masks(y, branch, scale, log_range, name):
+    """One attention matrix [n, H', W'] -> (rows [n, n], 8-bit codes [n, n], ranges [n]).
+
+    Row s of `rows` is the mask of clicked pixel s, flattened over t; a range is its mask's
+    largest weight (the readout's), the codes span it ('max') or one fixed log range ('uniform')."""
+    n = y.shape[0]
+    rows = y.reshape(n, n).T if branch == "collect" else y.reshape(n, n)
+    if scale == "uniform" and rows.min() < 0:
+        raise ValueError(f"scale='uniform' needs weights >= 0 (attention after the softmax), "
+                         f"{name} holds {rows.min():.3g}")
+    q, r = _embed.quantize_rows(rows)
+    if scale == "uniform":
+        q = uniform_scale.relative_codes(rows, log_range)  # one fixed range for every mask
+    return rows, q, r
+
+
 class AttentionFigure(Figure):
     """Interactive figure: click a pixel of an image, see its collect and distribute masks.
 
@@ -125,18 +158,7 @@ class AttentionFigure(Figure):
                 )
         names = picker_names(names, len(self.images), "image")
         check_interpolation(interpolation)
-        if scale not in SCALES:
-            raise ValueError(f"scale must be 'max' (each mask to its own largest weight) or 'uniform' "
-                             f"(relative to uniform attention), got {scale!r}")
-        if scale == "max" and log_range is not None:
-            raise ValueError(f"log_range applies to scale='uniform' only, got log_range={log_range!r} with scale='max'")
-        if scale == "uniform":
-            log_range = uniform_scale.check_log_range(uniform_scale.DEFAULT_LOG_RANGE if log_range is None
-                                                      else log_range)
-        cmap = SCALES[scale][0] if cmap is None else cmap
-        opacity = SCALES[scale][1] if opacity is None else opacity
-        if not 0.0 <= float(opacity) <= 1.0:
-            raise ValueError(f"opacity must lie in 0..1, got {opacity!r}")
+        log_range, cmap, opacity = _scale_settings(scale, log_range, cmap, opacity)
         targets = check_targets(targets, len(self.images))
 
         entries, codes, ranges, peaks = [], [], [], []
@@ -152,15 +174,7 @@ class AttentionFigure(Figure):
                 if shape is not None and y.shape != shape:
                     raise ValueError(f"collect[{k}] and distribute[{k}] differ in shape: {shape} vs {y.shape}")
                 shape = y.shape
-                n = y.shape[0]
-                # Row s of `rows` is the mask of clicked pixel s, flattened over t.
-                rows = y.reshape(n, n).T if branch == "collect" else y.reshape(n, n)
-                if scale == "uniform" and rows.min() < 0:
-                    raise ValueError(f"scale='uniform' needs weights >= 0 (attention after the softmax), "
-                                     f"{branch}[{k}] holds {rows.min():.3g}")
-                q, r = _embed.quantize_rows(rows)  # r: each mask's range, its largest weight for the readout
-                if scale == "uniform":
-                    q = uniform_scale.relative_codes(rows, log_range)  # one fixed range for every mask
+                rows, q, r = _encode_masks(y, branch, scale, log_range, f"{branch}[{k}]")
                 codes.append(q.reshape(-1))
                 ranges.append(r.reshape(-1))
                 peaks.append(rows.argmax(axis=1).astype("<u2"))
