@@ -158,42 +158,40 @@ def markdown_table(rows, device):
 BANDWIDTH_TARGET = 0.6  # issue 21: the kernel's fwd+bwd moves its bytes at >= 60% of the copy's rate
 
 
+def _same_case(rows, first, second):
+    """(row of backend `first`, row of backend `second`) for every case (shape, batch, mode) both ran."""
+    for a in (row for row in rows if row["backend"] == first):
+        for b in rows:
+            if b["backend"] == second and all(b[k] == a[k] for k in ("shape", "batch", "mode")):
+                yield a, b
+
+
 def kernel_targets(rows):
     """Issue 21's targets for the 'cupy' rows, per (shape, batch, mode): faster than 'torch'
     forward and forward+backward, and forward+backward's rate over the bytes that must move
     at least BANDWIDTH_TARGET of the same-bytes copy's rate in the same rounds."""
     found = []
-    for kernel in (row for row in rows if row["backend"] == "cupy"):
-        for gather in rows:
-            if gather["backend"] == "torch" and all(gather[k] == kernel[k] for k in ("shape", "batch", "mode")):
-                share = kernel["forward_backward_must_move_bytes_per_s"] / kernel["copy_bytes_per_s"]
-                found.append({
-                    "shape": kernel["shape"],
-                    "batch": kernel["batch"],
-                    "mode": kernel["mode"],
-                    "forward_speedup_over_torch": gather["forward_ms"] / kernel["forward_ms"],
-                    "forward_backward_speedup_over_torch": gather["forward_backward_ms"] / kernel["forward_backward_ms"],
-                    "forward_backward_share_of_copy_rate": share,
-                    "met": gather["forward_ms"] > kernel["forward_ms"]
-                    and gather["forward_backward_ms"] > kernel["forward_backward_ms"] and share >= BANDWIDTH_TARGET,
-                })
+    for kernel, gather in _same_case(rows, "cupy", "torch"):
+        share = kernel["forward_backward_must_move_bytes_per_s"] / kernel["copy_bytes_per_s"]
+        found.append({
+            "shape": kernel["shape"],
+            "batch": kernel["batch"],
+            "mode": kernel["mode"],
+            "forward_speedup_over_torch": gather["forward_ms"] / kernel["forward_ms"],
+            "forward_backward_speedup_over_torch": gather["forward_backward_ms"] / kernel["forward_backward_ms"],
+            "forward_backward_share_of_copy_rate": share,
+            "met": gather["forward_ms"] > kernel["forward_ms"]
+            and gather["forward_backward_ms"] > kernel["forward_backward_ms"] and share >= BANDWIDTH_TARGET,
+        })
     return found
 
 
 def speedups(rows):
     """torch over reference time ratios wherever both ran on the same case."""
-    found = []
-    for ref in (row for row in rows if row["backend"] == "reference"):
-        for fast in rows:
-            if fast["backend"] == "torch" and all(fast[k] == ref[k] for k in ("shape", "batch", "mode")):
-                found.append({
-                    "shape": ref["shape"],
-                    "batch": ref["batch"],
-                    "mode": ref["mode"],
-                    "forward": ref["forward_ms"] / fast["forward_ms"],
-                    "forward_backward": ref["forward_backward_ms"] / fast["forward_backward_ms"],
-                })
-    return found
+    return [{"shape": ref["shape"], "batch": ref["batch"], "mode": ref["mode"],
+             "forward": ref["forward_ms"] / fast["forward_ms"],
+             "forward_backward": ref["forward_backward_ms"] / fast["forward_backward_ms"]}
+            for ref, fast in _same_case(rows, "reference", "torch")]
 
 
 def parse_args(argv):
