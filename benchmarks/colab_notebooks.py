@@ -199,6 +199,26 @@ def _run_chapter_on_one_thread(notebook, base_python, wheel, device, runs_cache)
     return run_chapter(notebook, base_python, wheel, device, runs_cache=runs_cache)
 
 
+def training_seconds(entries) -> float:
+    """Wall seconds the book build spent training the run-cache `entries` (folders with a
+    run.json): the length of the union of their training intervals, so that runs trained
+    side by side (psanet_lite.book.train_runs) count once; an entry without its interval
+    counts its seconds.
+    """
+    total, intervals = 0.0, []
+    for entry in entries:
+        run = json.loads((Path(entry) / "run.json").read_text())
+        if "started" in run:
+            intervals.append((run["started"], run["finished"]))
+        else:
+            total += run["seconds"]
+    end = float("-inf")
+    for start, finish in sorted(intervals):
+        total += max(finish - max(start, end), 0.0)
+        end = max(end, finish)
+    return total
+
+
 def budget_seconds(notebook, device):
     """The chapter's budget (psanet_book.BUDGETS) on the CPU or a T4-class GPU; None if not stated."""
     budget = psanet_book.BUDGETS[Path(notebook).stem]

@@ -12,7 +12,8 @@ the data generator or to the model's initialisation retires old entries by itsel
 and the device type: runs train on CUDA when the runtime has it, else on the CPU, and
 a GPU run does not give the CPU run's weights bit for bit, so each device keeps its own.
 The first chapter that asks trains it, the others load it, and rebuilding the book
-with unchanged settings trains nothing.
+with unchanged settings trains nothing. A chapter that needs several runs trains them
+first with train_runs, two side by side on a CPU.
 
     run = context_run("bi", iterations=600)     # trains, or loads from the cache
     run.model                                   # PSANet in eval mode, trained weights
@@ -22,6 +23,7 @@ Cache location: <repository>/data/generated/book_runs when psanet_lite is used f
 checkout (data/generated/ is not tracked), else ~/.cache/psanet-lite/book_runs.
 """
 import hashlib
+import multiprocessing
 import importlib.metadata
 import json
 import os
@@ -29,6 +31,7 @@ import shutil
 import tempfile
 import time
 import urllib.request
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,12 +255,122 @@ def marker_run(variant: str = "bi", iterations: int = MARKER_ITERATIONS, seed: i
         True
     """
     start = context_run(variant, start_iterations, seed, cache_dir, verbose)
-    config = book_config(variant, iterations, task="markers").replace(load_from=str(start.directory / "final.pt"))
-    return _cached_run(config, seed, cache_dir, verbose)
+    return _cached_run(_marker_config(variant, iterations, start.directory), seed, cache_dir, verbose)
+
+
+def _marker_config(variant: str, iterations: int, start: Path) -> Config:
+    """The marker run's config, started from the weights of the context run in `start`."""
+    return book_config(variant, iterations, task="markers").replace(load_from=str(start / "final.pt"))
+
+
+def train_runs(variants, tasks=("context", "markers"), jobs: int | None = None, seed: int = 0, cache_dir=None,
+               verbose: bool = True, iterations: int = BOOK_ITERATIONS,
+               marker_iterations: int = MARKER_ITERATIONS) -> dict:
+    """Train the runs of `variants` on `tasks` that the cache lacks, `jobs` at a time; then
+    context_run and marker_run load them.
+
+    context_run trains one run with every thread of the machine, but the book's model is
+    too small to keep two CPU cores busy through one training: two trainings side by side,
+    one thread each, finish sooner (benchmarks/book_runs.py measures by how much). So a
+    chapter that needs several runs asks for them here first. A marker run starts when its
+    context run is done. On a GPU, or with jobs=1, the runs train one after the other in
+    this process. The processes are started with 'spawn', which imports the caller's main
+    module again: in a script, call train_runs under `if __name__ == "__main__":`.
+
+    Args:
+        variants: keys of VARIANTS.
+        tasks: 'context', 'markers' or both; a marker run needs its context run, trained too.
+        jobs: trainings at a time (default: 2 on a CPU with at least 2 cores, else 1);
+            each gets os.cpu_count() // jobs torch threads and loads its own data.
+        seed, cache_dir, verbose: as context_run's.
+        iterations, marker_iterations: the lengths of the context and marker runs.
+
+    Returns:
+        {entry name: training seconds} of the runs trained now ({} when all were cached).
+
+    Example:
+        >>> train_runs(["fcn", "pool"])  # doctest: +SKIP
+        psanet_lite_context_fcn: trained 600 iterations on cpu in 301 s (2 at a time, 1 torch thread each)
+        ...
+    """
+    unknown = [v for v in variants if v not in VARIANTS]
+    wrong = [t for t in tasks if t not in TASKS]
+    if unknown or wrong or not tasks:
+        raise ValueError(f"variants must be keys of {tuple(VARIANTS)} and tasks a non-empty subset of "
+                         f"{tuple(TASKS)}, got {list(variants)} and {list(tasks)}")
+    device = pick_device().type
+    cores = os.cpu_count() or 1
+    jobs = jobs if jobs is not None else (2 if device == "cpu" and cores >= 2 else 1)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    cache = _cache(cache_dir)
+    if jobs > 1 and device == "cpu":
+        lengths = {"context": iterations, "markers": marker_iterations}
+        return _train_side_by_side(variants, tasks, lengths, jobs, max(cores // jobs, 1), seed, cache, verbose)
+    before = set(os.listdir(cache)) if cache.is_dir() else set()
+    for variant in variants:
+        if "markers" in tasks:
+            marker_run(variant, marker_iterations, seed, cache_dir, verbose, start_iterations=iterations)
+        else:
+            context_run(variant, iterations, seed, cache_dir, verbose)
+    made = [cache / name for name in sorted(set(os.listdir(cache)) - before)]
+    return {entry.name: json.loads((entry / RUN_FILE).read_text())["seconds"] for entry in made
+            if (entry / RUN_FILE).is_file()}
+
+
+def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int, seed: int, cache: Path,
+                        verbose: bool) -> dict:
+    """train_runs on the CPU with `jobs` processes of `threads` torch threads each; lengths:
+    {task: iterations}."""
+    context, seconds = {}, {}  # variant: its context run's entry; entry name: training seconds
+    with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=torch.set_num_threads, initargs=(threads,)) as pool:
+        running = {}  # future: (variant, task, config, entry)
+
+        def start(variant, task):
+            config = (book_config(variant, lengths["context"]) if task == "context"
+                      else _marker_config(variant, lengths["markers"], context[variant]))
+            entry = cache / run_key(config, seed, "cpu")
+            if (entry / RUN_FILE).is_file():
+                return entry
+            job = pool.submit(_train_job, entry, config, seed, dict(CONTEXT_LENGTHS))
+            running[job] = (variant, task, config, entry)
+            return None
+
+        for variant in variants:  # every context run first: the marker runs wait for theirs
+            context[variant] = start(variant, "context")
+        for variant in variants:
+            if context[variant] is not None and "markers" in tasks:
+                start(variant, "markers")
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                variant, task, config, entry = running.pop(future)
+                seconds[entry.name] = future.result()  # a failed training raises here
+                if verbose:
+                    print(f"{config.name}: trained {config.train.iterations} iterations on cpu in "
+                          f"{seconds[entry.name]:.0f} s ({jobs} at a time, {threads} torch thread"
+                          f"{'s' if threads > 1 else ''} each)")
+                if task == "context":
+                    context[variant] = entry
+                    if "markers" in tasks:
+                        start(variant, "markers")
+    return seconds
+
+
+def _train_job(entry: Path, config: Config, seed: int, lengths: dict) -> float:
+    """_train_into in a process of train_runs' pool, with the caller's dataset lengths
+    (the run key hashes them)."""
+    CONTEXT_LENGTHS.update(lengths)
+    return _train_into(entry, config, seed, "cpu", False)
+
+
+def _cache(cache_dir) -> Path:
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
 
 def _cached_run(config: Config, seed: int, cache_dir, verbose: bool) -> ContextRun:
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cache = _cache(cache_dir)
     device = pick_device().type
     entry = cache / run_key(config, seed, device)
     trained = not (entry / RUN_FILE).is_file()
@@ -300,7 +413,8 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> None:
+def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> float:
+    """Train `config` into the cache entry `entry` (atomically); its training seconds."""
     entry.parent.mkdir(parents=True, exist_ok=True)
     for folder in remove_abandoned_partials(entry.parent):
         if verbose:
@@ -308,16 +422,19 @@ def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bo
     prefix = f"{PARTIAL_PREFIX}{os.getpid()}-{entry.name}-"
     partial = Path(tempfile.mkdtemp(prefix=prefix, dir=entry.parent))
     try:
-        # One data-loading process beside the training process: the samples are drawn
-        # (and augmented) while the previous batch trains.
-        options = TrainOptions(device=device, seed=seed, workers=1, log_interval=10,
+        # The samples are drawn in the training process: a generated image costs about 2 ms,
+        # and a loading process beside it would only compete for the cores (the sampler makes
+        # the batches the same either way).
+        options = TrainOptions(device=device, seed=seed, workers=0, log_interval=10,
                                keep_checkpoints=1, progress=False)
-        start = time.perf_counter()
+        started, start = time.time(), time.perf_counter()
         train(config, partial, options)
         seconds = time.perf_counter() - start
         # The training state (optimizer, generators) only serves to resume; final.pt has the weights.
         shutil.rmtree(partial / "checkpoints")
-        info = {"config": config.name, "seed": seed, "seconds": seconds, "device": device,
+        # started/finished (seconds since the epoch): runs trained side by side overlap
+        info = {"config": config.name, "seed": seed, "seconds": seconds, "started": started,
+                "finished": started + seconds, "device": device, "torch_threads": torch.get_num_threads(),
                 "psanet_lite_version": psanet_lite.__version__}
         (partial / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n")
         try:
@@ -330,6 +447,7 @@ def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bo
     if verbose:
         print(f"{config.name}: trained {config.train.iterations} iterations on {device} in {seconds:.0f} s, "
               f"cached as {entry.name}")
+    return seconds
 
 
 def attention_maps(model, images) -> dict:

@@ -169,3 +169,18 @@ def test_ablation_processes_share_the_jobs_and_reuse_finished_ones(tmp_path):
     run_script(*args)  # the job's folder exists: read, not trained again
     assert row.stat().st_mtime_ns == first
     assert json.loads((tmp_path / "ablation_markers.json").read_text())["rows"][0]["seed"] == 3
+
+
+def test_book_runs_times_the_three_ways_of_training_two_runs(tmp_path):
+    run_script("book_runs.py", "--iterations", "1", "--cores", "2", "--out", tmp_path)
+    result = json.loads((tmp_path / "book_runs.json").read_text())
+    assert (tmp_path / "book_runs.md").is_file()
+    assert [row["way"] for row in result["rows"]] == ["one at a time, loader process", "one at a time", "side by side"]
+    assert result["rows"][0]["speed_vs_first"] == 1.0
+    assert all(positive(row["seconds"]) and positive(row["speed_vs_first"]) for row in result["rows"])
+
+
+def test_book_runs_rejects_one_variant(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "book_runs.py"), "--variants", "fcn"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "expected two variants" in result.stderr

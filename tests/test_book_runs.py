@@ -151,3 +151,34 @@ def test_committed_result_reads_the_checkout_then_the_release_tag(monkeypatch):
     assert book.committed_result("no-such-result.json") is None
     assert asked == ["https://raw.githubusercontent.com/psanet-lite/psanet-lite/"
                      f"v{psanet_lite.__version__}/benchmarks/results/no-such-result.json"]
+
+
+def test_runs_trained_side_by_side_equal_runs_trained_one_at_a_time(tmp_path):
+    side = book_runs.train_runs(["fcn", "pool"], jobs=2, cache_dir=tmp_path / "side", verbose=False,
+                                iterations=1, marker_iterations=1)
+    assert sorted(name.rsplit("-", 1)[0] for name in side) == [
+        "psanet_lite_context_fcn", "psanet_lite_context_pool", "psanet_lite_markers_fcn", "psanet_lite_markers_pool"]
+    assert book_runs.train_runs(["fcn", "pool"], jobs=2, cache_dir=tmp_path / "side", verbose=False,
+                                iterations=1, marker_iterations=1) == {}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max((os.cpu_count() or 1) // 2, 1))  # what each of the two processes had
+    try:
+        for variant in ("fcn", "pool"):
+            loaded = marker_run(variant, 1, cache_dir=tmp_path / "side", verbose=False, start_iterations=1)
+            alone = marker_run(variant, 1, cache_dir=tmp_path / "alone", verbose=False, start_iterations=1)
+            assert not loaded.trained and alone.trained
+            assert loaded.directory.name == alone.directory.name
+            assert _equal(_weights(loaded), _weights(alone))
+            assert loaded.log[-1]["mIoU"] == alone.log[-1]["mIoU"]  # evaluated on the caller's 2 images
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(variants=["psp"]), "variants must be keys of"),
+    (dict(variants=["fcn"], tasks=("segmentation",)), "tasks a non-empty subset"),
+    (dict(variants=["fcn"], jobs=0), "jobs must be a positive int, got 0"),
+])
+def test_train_runs_rejects_bad_input(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        book_runs.train_runs(cache_dir=tmp_path, verbose=False, **kwargs)

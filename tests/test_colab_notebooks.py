@@ -92,12 +92,12 @@ def test_training_chapter_runs_in_colab_on_the_books_cached_runs(rows, notebook)
 @pytest.mark.parametrize("notebook", TRAINING, ids=lambda p: p.stem)
 def test_training_chapter_from_an_empty_cache_would_end_within_its_cpu_budget(rows, notebook):
     # From an empty cache (as on Colab) the chapter trains every run it loaded here: its time
-    # is this run's plus their training times, which the book build just measured on this
-    # machine (each entry's run.json).
+    # is this run's plus the wall time the book build just spent training them on this
+    # machine (each entry's run.json; runs trained side by side count once).
     row = rows[notebook.name]
     loaded = sorted(set(row["loaded"]))
     assert loaded, f"{notebook.name} loaded no run from the cache: does it still print what it loads?"
-    training = sum(json.loads((BOOK_RUNS / entry / "run.json").read_text())["seconds"] for entry in loaded)
+    training = colab_notebooks.training_seconds([BOOK_RUNS / entry for entry in loaded])
     budget = colab_notebooks.budget_seconds(notebook, "cpu")
     assert row["seconds"] + training <= budget, (
         f"{notebook.name}: {row['seconds']:.0f} s on the cached runs + {training:.0f} s to train {loaded} "
