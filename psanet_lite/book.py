@@ -22,10 +22,11 @@ first with train_runs, two side by side on a CPU.
 Cache location: <repository>/data/generated/book_runs when psanet_lite is used from a
 checkout (data/generated/ is not tracked), else ~/.cache/psanet-lite/book_runs.
 """
+import contextlib
 import hashlib
-import multiprocessing
 import importlib.metadata
 import json
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -331,17 +332,20 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
             config = (book_config(variant, lengths["context"]) if task == "context"
                       else _marker_config(variant, lengths["markers"], context[variant]))
             entry = cache / run_key(config, seed, "cpu")
-            if (entry / RUN_FILE).is_file():
-                return entry
-            job = pool.submit(_train_job, entry, config, seed, dict(CONTEXT_LENGTHS))
-            running[job] = (variant, task, config, entry)
-            return None
+            if not (entry / RUN_FILE).is_file():
+                job = pool.submit(_train_job, entry, config, seed, dict(CONTEXT_LENGTHS))
+                running[job] = (variant, task, config, entry)
 
-        for variant in variants:  # every context run first: the marker runs wait for theirs
-            context[variant] = start(variant, "context")
+        for variant in variants:
+            entry = cache / run_key(book_config(variant, lengths["context"]), seed, "cpu")
+            context[variant] = entry if (entry / RUN_FILE).is_file() else None
+        # The marker runs that can start go first: the longest runs, with nothing to wait for.
         for variant in variants:
             if context[variant] is not None and "markers" in tasks:
                 start(variant, "markers")
+        for variant in variants:
+            if context[variant] is None:
+                start(variant, "context")
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -360,9 +364,11 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
 
 def _train_job(entry: Path, config: Config, seed: int, lengths: dict) -> float:
     """_train_into in a process of train_runs' pool, with the caller's dataset lengths
-    (the run key hashes them)."""
+    (the run key hashes them). Its progress lines are dropped: two runs would interleave
+    theirs, and train_runs prints one line per run when it ends."""
     CONTEXT_LENGTHS.update(lengths)
-    return _train_into(entry, config, seed, "cpu", False)
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        return _train_into(entry, config, seed, "cpu", False)
 
 
 def _cache(cache_dir) -> Path:
