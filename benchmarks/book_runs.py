@@ -34,7 +34,8 @@ import torch
 
 from timing import write_results
 
-WAYS = ("one at a time, loader process", "one at a time", "side by side")
+# name: (trainings at once, data-loading processes per training)
+WAYS = {"one at a time, loader process": (1, 1), "one at a time": (1, 0), "side by side": (2, 0)}
 
 
 def child(variant: str, iterations: int, threads: int, workers: int, folder: str) -> None:
@@ -61,15 +62,14 @@ def finish(process: subprocess.Popen) -> None:
 
 
 def way(name: str, variants, iterations: int, cores: int, scratch: Path) -> float:
-    """Wall seconds for training every variant `name`'s way."""
+    """Wall seconds for training every variant `name`'s way (a key of WAYS)."""
+    at_once, workers = WAYS[name]
+    threads = max(cores // at_once, 1)
     begin = time.perf_counter()
-    if name == "side by side":
-        threads = max(cores // len(variants), 1)
-        for process in [start(v, iterations, threads, 0, scratch / f"{name}-{v}") for v in variants]:
+    for first in range(0, len(variants), at_once):
+        batch = variants[first:first + at_once]
+        for process in [start(v, iterations, threads, workers, scratch / f"{name}-{v}") for v in batch]:
             finish(process)
-    else:
-        for v in variants:
-            finish(start(v, iterations, cores, 1 if "loader" in name else 0, scratch / f"{name}-{v}"))
     return time.perf_counter() - begin
 
 
@@ -93,7 +93,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as scratch:
         seconds = {name: way(name, variants, args.iterations, args.cores, Path(scratch)) for name in WAYS}
-    first = seconds[WAYS[0]]
+    first = seconds[next(iter(WAYS))]
     rows = [{"way": name, "seconds": s, "speed_vs_first": first / s} for name, s in seconds.items()]
     command = f"python benchmarks/book_runs.py --variants {args.variants} --iterations {args.iterations}"
     machine = f"{args.cores} of {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()})"

@@ -323,29 +323,30 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
                         verbose: bool) -> dict:
     """train_runs on the CPU with `jobs` processes of `threads` torch threads each; lengths:
     {task: iterations}."""
-    context, seconds = {}, {}  # variant: its context run's entry; entry name: training seconds
+    seconds = {}  # entry name: training seconds
+    contexts = {variant: book_config(variant, lengths["context"]) for variant in variants}
+    entries = {variant: cache / run_key(config, seed, "cpu") for variant, config in contexts.items()}
+    context = {variant: entry for variant, entry in entries.items() if (entry / RUN_FILE).is_file()}  # done
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                              initializer=torch.set_num_threads, initargs=(threads,)) as pool:
         running = {}  # future: (variant, task, config, entry)
 
-        def start(variant, task):
-            config = (book_config(variant, lengths["context"]) if task == "context"
-                      else _marker_config(variant, lengths["markers"], context[variant]))
-            entry = cache / run_key(config, seed, "cpu")
+        def submit(variant, task, config, entry):
             if not (entry / RUN_FILE).is_file():
-                job = pool.submit(_train_job, entry, config, seed, dict(CONTEXT_LENGTHS))
-                running[job] = (variant, task, config, entry)
+                running[pool.submit(_train_job, entry, config, seed, dict(CONTEXT_LENGTHS))] = (
+                    variant, task, config, entry)
 
-        for variant in variants:
-            entry = cache / run_key(book_config(variant, lengths["context"]), seed, "cpu")
-            context[variant] = entry if (entry / RUN_FILE).is_file() else None
+        def start_markers(variant):
+            if "markers" in tasks:
+                config = _marker_config(variant, lengths["markers"], context[variant])
+                submit(variant, "markers", config, cache / run_key(config, seed, "cpu"))
+
         # The marker runs that can start go first: the longest runs, with nothing to wait for.
+        for variant in context:
+            start_markers(variant)
         for variant in variants:
-            if context[variant] is not None and "markers" in tasks:
-                start(variant, "markers")
-        for variant in variants:
-            if context[variant] is None:
-                start(variant, "context")
+            if variant not in context:
+                submit(variant, "context", contexts[variant], entries[variant])
         while running:
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
@@ -357,8 +358,7 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
                           f"{'s' if threads > 1 else ''} each)")
                 if task == "context":
                     context[variant] = entry
-                    if "markers" in tasks:
-                        start(variant, "markers")
+                    start_markers(variant)
     return seconds
 
 

@@ -182,3 +182,11 @@ def test_runs_trained_side_by_side_equal_runs_trained_one_at_a_time(tmp_path):
 def test_train_runs_rejects_bad_input(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         book_runs.train_runs(cache_dir=tmp_path, verbose=False, **kwargs)
+
+
+def test_train_runs_starts_marker_runs_from_cached_context_runs(tmp_path):
+    first = book_runs.train_runs(["fcn"], tasks=("context",), jobs=2, cache_dir=tmp_path, verbose=False, iterations=1)
+    then = book_runs.train_runs(["fcn"], jobs=2, cache_dir=tmp_path, verbose=False, iterations=1, marker_iterations=1)
+    assert [name.rsplit("-", 1)[0] for name in first] == ["psanet_lite_context_fcn"]
+    assert [name.rsplit("-", 1)[0] for name in then] == ["psanet_lite_markers_fcn"]
+    assert not marker_run("fcn", 1, cache_dir=tmp_path, verbose=False, start_iterations=1).trained
