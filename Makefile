@@ -44,8 +44,9 @@ lint-js: $(ESLINT)
 
 # Notebooks run at build time and are cached (book/_build/.jupyter_cache): a second
 # build re-runs only changed notebooks. A failing cell or any Sphinx warning fails it.
+# The runs the chapters train are trained ahead, beside the build (book/tools/train_ahead.py).
 book: $(STAMP) $(MATHJAX)
-	$(BIN)/jupyter-book build book --warningiserror --keep-going
+	$(BIN)/python book/tools/train_ahead.py $(BIN)/jupyter-book build book --warningiserror --keep-going
 
 # The browser test drives Debian's chromium (never a downloaded browser).
 chromium:

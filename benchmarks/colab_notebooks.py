@@ -172,7 +172,8 @@ def run_chapter(notebook, base_python, wheel, device="cpu", cell_timeout=1800, r
             else:
                 os.environ["JUPYTER_PATH"] = saved
         seconds = time.perf_counter() - start
-        trained = sorted(set(os.listdir(cache)) - before) if cache.is_dir() else []
+        # the new entries ('.locks' and partial folders are not runs)
+        trained = sorted(n for n in set(os.listdir(cache)) - before if not n.startswith(".")) if cache.is_dir() else []
     setup = next(c for c in nb.cells if c.get("id") == psanet_book.SETUP_CELL_ID)
     seen = "".join(o.get("text", "") for o in setup.get("outputs", []) if o.get("name") == "stdout").strip()
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
@@ -200,22 +201,18 @@ def _run_chapter_on_one_thread(notebook, base_python, wheel, device, runs_cache)
 
 
 def training_seconds(entries) -> float:
-    """Wall seconds the book build spent training the run-cache `entries` (folders with a
-    run.json): the length of the union of their training intervals, so that runs trained
-    side by side (psanet_lite.book.train_runs) count once; an entry without its interval
-    counts its seconds.
+    """Seconds that training the run-cache `entries` (folders with a run.json) one after the
+    other would take on this machine with nothing else running: the sum of each run's CPU
+    time over its torch threads. The build's wall times would not do: the build trains its
+    runs beside the chapters (book/tools/train_ahead.py), which slows them by as much as the
+    chapters take. An upper bound for Colab's two cores, where a chapter trains with two
+    threads, or two runs side by side. An entry without its CPU time (an older cache)
+    counts its wall seconds.
     """
-    total, intervals = 0.0, []
+    total = 0.0
     for entry in entries:
         run = json.loads((Path(entry) / "run.json").read_text())
-        if "started" in run:
-            intervals.append((run["started"], run["finished"]))
-        else:
-            total += run["seconds"]
-    end = float("-inf")
-    for start, finish in sorted(intervals):
-        total += max(finish - max(start, end), 0.0)
-        end = max(end, finish)
+        total += run["cpu_seconds"] / run["torch_threads"] if "cpu_seconds" in run else run["seconds"]
     return total
 
 

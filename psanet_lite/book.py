@@ -13,7 +13,9 @@ and the device type: runs train on CUDA when the runtime has it, else on the CPU
 a GPU run does not give the CPU run's weights bit for bit, so each device keeps its own.
 The first chapter that asks trains it, the others load it, and rebuilding the book
 with unchanged settings trains nothing. A chapter that needs several runs trains them
-first with train_runs, two side by side on a CPU.
+first with train_runs, two side by side on a CPU. A process that asks for a run another
+process is training waits for it (a lock per entry) instead of training it again: `make
+book` trains BOOK_VARIANTS ahead (book/tools/train_ahead.py) while the chapters execute.
 
     run = context_run("bi", iterations=600)     # trains, or loads from the cache
     run.model                                   # PSANet in eval mode, trained weights
@@ -76,8 +78,13 @@ MARKER_ITERATIONS = 1000
 EVALUATIONS = 6  # validation points per run, for the mIoU curve
 RUN_FILE = "run.json"  # written last: its presence marks a complete run
 PARTIAL_PREFIX = ".partial-"  # + '<pid>-<entry>-<random>': a run being trained
+LOCKS = ".locks"  # folder of the cache holding a lock file per entry: held while it trains
 # Bump when the way runs are made changes without the config changing, to retire old entries.
 RECIPE = 1
+# The heads the chapters train, each on both tasks: 'bi' (chapters 6, 8 and 10), 'fcn' and
+# 'pool' (chapter 7); book/tools/train_ahead.py trains them while the book builds. Listed in
+# the order they are needed.
+BOOK_VARIANTS = ("bi", "fcn", "pool")
 
 
 @dataclass
@@ -91,6 +98,7 @@ class ContextRun:
     directory: the cache entry (final.pt, log.jsonl, run.json, tensorboard/).
     trained: True when this call trained it, False when it came from the cache.
     seconds: wall-clock training time of the run that produced it.
+    waited: True when another process was training it and this call waited for it.
     """
 
     model: object
@@ -99,6 +107,7 @@ class ContextRun:
     directory: Path
     trained: bool
     seconds: float
+    waited: bool = False
 
     @property
     def final_metrics(self) -> dict:
@@ -308,15 +317,14 @@ def train_runs(variants, tasks=("context", "markers"), jobs: int | None = None, 
     if jobs > 1 and device == "cpu":
         lengths = {"context": iterations, "markers": marker_iterations}
         return _train_side_by_side(variants, tasks, lengths, jobs, max(cores // jobs, 1), seed, cache, verbose)
-    before = set(os.listdir(cache)) if cache.is_dir() else set()
+    made = {}  # entry name: training seconds, of the runs this call trained
     for variant in variants:
+        runs = [context_run(variant, iterations, seed, cache, verbose)]
         if "markers" in tasks:
-            marker_run(variant, marker_iterations, seed, cache_dir, verbose, start_iterations=iterations)
-        else:
-            context_run(variant, iterations, seed, cache_dir, verbose)
-    made = [cache / name for name in sorted(set(os.listdir(cache)) - before)]
-    return {entry.name: json.loads((entry / RUN_FILE).read_text())["seconds"] for entry in made
-            if (entry / RUN_FILE).is_file()}
+            config = _marker_config(variant, marker_iterations, runs[0].directory)
+            runs.append(_cached_run(config, seed, cache, verbose))
+        made.update({run.directory.name: run.seconds for run in runs if run.trained})
+    return made
 
 
 def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int, seed: int, cache: Path,
@@ -351,18 +359,22 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 variant, task, config, entry = running.pop(future)
-                seconds[entry.name] = future.result()  # a failed training raises here
-                if verbose:
+                took = future.result()  # a failed training raises here
+                if took is not None:
+                    seconds[entry.name] = took
+                if verbose and took is not None:
                     print(f"{config.name}: trained {config.train.iterations} iterations on cpu in "
-                          f"{seconds[entry.name]:.0f} s ({jobs} at a time, {threads} torch thread"
+                          f"{took:.0f} s ({jobs} at a time, {threads} torch thread"
                           f"{'s' if threads > 1 else ''} each)")
+                elif verbose:
+                    print(_waited_line(config, entry))
                 if task == "context":
                     context[variant] = entry
                     start_markers(variant)
     return seconds
 
 
-def _train_job(entry: Path, config: Config, seed: int, lengths: dict) -> float:
+def _train_job(entry: Path, config: Config, seed: int, lengths: dict) -> float | None:
     """_train_into in a process of train_runs' pool, with the caller's dataset lengths
     (the run key hashes them). Its progress lines are dropped: two runs would interleave
     theirs, and train_runs prints one line per run when it ends."""
@@ -379,16 +391,51 @@ def _cached_run(config: Config, seed: int, cache_dir, verbose: bool) -> ContextR
     cache = _cache(cache_dir)
     device = pick_device().type
     entry = cache / run_key(config, seed, device)
-    trained = not (entry / RUN_FILE).is_file()
-    if trained:
-        _train_into(entry, config, seed, device, verbose)
+    trained = waited = False
+    if not (entry / RUN_FILE).is_file():
+        trained = _train_into(entry, config, seed, device, verbose) is not None
+        waited = not trained
     info = json.loads((entry / RUN_FILE).read_text())
-    if verbose and not trained:
+    if verbose and waited:
+        print(_waited_line(config, entry))
+    elif verbose and not trained:
         # The entry's name only: the page must not show the build machine's folders, nor a
         # training time measured on whichever machine filled the cache.
         print(f"{config.name}: {config.train.iterations} iterations, loaded from the book's run cache ({entry.name})")
     model = build_model(checkpoint=str(entry / "final.pt")).eval()  # safe_torch_load maps to the CPU
-    return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"])
+    return ContextRun(model, config, read_log(entry), entry, trained, info["seconds"], waited)
+
+
+def _waited_line(config: Config, entry: Path) -> str:
+    """What a caller prints of a run that another process trained while it waited: the same
+    machine, just now, so its time is this build's."""
+    info = json.loads((entry / RUN_FILE).read_text())
+    threads = info.get("torch_threads", 0)
+    return (f"{config.name}: trained {config.train.iterations} iterations on {info['device']} in "
+            f"{info['seconds']:.0f} s by another process of this machine, which this one waited for"
+            + (f" ({threads} torch thread{'s' if threads > 1 else ''})" if threads else ""))
+
+
+@contextlib.contextmanager
+def _claim(entry: Path):
+    """Hold the lock of cache entry `entry` (cache/.locks/<entry name>), waiting while another
+    process holds it: the one process that trains a run holds its lock, and the others wait
+    for the run instead of training it too. The system drops a lock whose process dies.
+    Where there is no fcntl (Windows), nothing is locked: racing processes both train and
+    the first rename wins."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    locks = entry.parent / LOCKS
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / entry.name, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def remove_abandoned_partials(cache: Path) -> list[Path]:
@@ -419,9 +466,18 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
-def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> float:
-    """Train `config` into the cache entry `entry` (atomically); its training seconds."""
+def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> float | None:
+    """Train `config` into the cache entry `entry` (atomically); its training seconds, or None
+    when another process was training it and this one waited until it was done."""
     entry.parent.mkdir(parents=True, exist_ok=True)
+    with _claim(entry):
+        if (entry / RUN_FILE).is_file():
+            return None
+        return _train_claimed(entry, config, seed, device, verbose)
+
+
+def _train_claimed(entry: Path, config: Config, seed: int, device: str, verbose: bool) -> float:
+    """_train_into once the entry's lock is held."""
     for folder in remove_abandoned_partials(entry.parent):
         if verbose:
             print(f"removed {folder.name}, left by an interrupted build")
@@ -433,13 +489,15 @@ def _train_into(entry: Path, config: Config, seed: int, device: str, verbose: bo
         # the batches the same either way).
         options = TrainOptions(device=device, seed=seed, workers=0, log_interval=10,
                                keep_checkpoints=1, progress=False)
-        started, start = time.time(), time.perf_counter()
+        started, start, cpu = time.time(), time.perf_counter(), time.process_time()
         train(config, partial, options)
-        seconds = time.perf_counter() - start
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         # The training state (optimizer, generators) only serves to resume; final.pt has the weights.
         shutil.rmtree(partial / "checkpoints")
-        # started/finished (seconds since the epoch): runs trained side by side overlap
-        info = {"config": config.name, "seed": seed, "seconds": seconds, "started": started,
+        # started/finished (seconds since the epoch): runs trained side by side overlap.
+        # cpu_seconds: this process's CPU time, which does not grow with what else the machine
+        # runs (the wall time does); over torch_threads, about what the run takes alone.
+        info = {"config": config.name, "seed": seed, "seconds": seconds, "cpu_seconds": cpu, "started": started,
                 "finished": started + seconds, "device": device, "torch_threads": torch.get_num_threads(),
                 "psanet_lite_version": psanet_lite.__version__}
         (partial / RUN_FILE).write_text(json.dumps(info, indent=1) + "\n")

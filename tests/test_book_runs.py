@@ -26,11 +26,17 @@ def _equal(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _entries(cache):
+    """The cache's folders, but its lock files."""
+    return sorted(p.name for p in cache.iterdir() if p.name != book_runs.LOCKS)
+
+
 def test_second_call_loads_the_cached_run_without_training(tmp_path, monkeypatch):
     first = context_run("collect", iterations=2, cache_dir=tmp_path, verbose=False)
     assert first.trained and first.seconds > 0
     assert sorted(p.name for p in first.directory.iterdir()) == ["final.pt", "log.jsonl", "run.json", "tensorboard"]
-    assert [p.name for p in tmp_path.iterdir()] == [first.directory.name]  # no partial folder left
+    assert _entries(tmp_path) == [first.directory.name]  # no partial folder left
+    assert [p.name for p in (tmp_path / book_runs.LOCKS).iterdir()] == [first.directory.name]
 
     def no_training(*args, **kwargs):
         raise AssertionError("the cached run was trained again")
@@ -65,7 +71,7 @@ def test_an_interrupted_run_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(book_runs, "train", interrupted)
     with pytest.raises(KeyboardInterrupt):
         context_run("bi", iterations=2, cache_dir=tmp_path, verbose=False)
-    assert list(tmp_path.iterdir()) == []
+    assert _entries(tmp_path) == []
 
 
 def test_key_changes_with_everything_that_decides_the_run(monkeypatch):
@@ -118,7 +124,7 @@ def test_partials_of_killed_builds_are_removed_and_live_ones_kept(tmp_path):
         (folder / "checkpoints").mkdir(parents=True)
     run = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
     assert not abandoned.exists() and live.exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, run.directory.name])
+    assert _entries(tmp_path) == sorted([live.name, run.directory.name])
 
 
 def test_marker_run_starts_from_the_context_run_and_is_cached(tmp_path):
@@ -190,3 +196,46 @@ def test_train_runs_starts_marker_runs_from_cached_context_runs(tmp_path):
     assert [name.rsplit("-", 1)[0] for name in first] == ["psanet_lite_context_fcn"]
     assert [name.rsplit("-", 1)[0] for name in then] == ["psanet_lite_markers_fcn"]
     assert not marker_run("fcn", 1, cache_dir=tmp_path, verbose=False, start_iterations=1).trained
+
+
+def test_a_run_another_process_is_training_is_waited_for_not_trained_again(tmp_path, monkeypatch, capsys):
+    # Another process holds the entry's lock and puts the run in place before it lets go
+    # (as a training process does); this one must wait, then load the run, not train it.
+    config = book_config("fcn", 1)
+    entry = tmp_path / run_key(config, 0)
+    trained = context_run("fcn", iterations=1, cache_dir=tmp_path / "elsewhere", verbose=False)
+    (tmp_path / book_runs.LOCKS).mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, os, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(2); os.rename(sys.argv[2], sys.argv[3])",
+         str(tmp_path / book_runs.LOCKS / entry.name), str(trained.directory), str(entry)],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+
+    def train_meanwhile(*args, **kwargs):
+        raise AssertionError("trained a run that another process was training")
+
+    monkeypatch.setattr(book_runs, "train", train_meanwhile)
+    assert not entry.exists()
+    waited = context_run("fcn", iterations=1, cache_dir=tmp_path)
+    assert holder.wait() == 0
+    assert waited.waited and not waited.trained and waited.directory == entry
+    assert _equal(_weights(waited), _weights(trained)) and waited.seconds == trained.seconds
+    assert "by another process of this machine, which this one waited for" in capsys.readouterr().out
+
+
+def test_a_run_whose_trainer_died_is_trained_by_the_process_that_waited(tmp_path):
+    # The holder ends without the run (killed): its lock is dropped and this process trains.
+    config = book_config("fcn", 1)
+    entry = tmp_path / run_key(config, 0)
+    (tmp_path / book_runs.LOCKS).mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time; f = open(sys.argv[1], 'a'); "
+         "fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+         str(tmp_path / book_runs.LOCKS / entry.name)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    holder.kill()
+    run = context_run("fcn", iterations=1, cache_dir=tmp_path, verbose=False)
+    assert run.trained and not run.waited and run.directory == entry
+    info = json.loads((entry / "run.json").read_text())
+    assert 0 < info["cpu_seconds"] and info["torch_threads"] == torch.get_num_threads()

@@ -11,8 +11,8 @@ benchmarks/colab_notebooks.py does the simulation; see its docstring.
   as on a machine where the book was built, and must load every run from it: that checks
   them in the Colab setup without training the book's models a second time. From an empty
   cache, as on Colab, they would also train those runs: their time here plus the runs'
-  training times, which the book build measured on this machine, must stay within the
-  budget. (`python benchmarks/colab_notebooks.py <chapters>` measures them from an empty
+  training times, which the book build measured on this machine (in CPU time), must stay
+  within the budget. (`python benchmarks/colab_notebooks.py <chapters>` measures them from an empty
   cache directly.)
 
 Slow: `make test` runs this module after the book, with `pytest -m colab`.
@@ -92,8 +92,8 @@ def test_training_chapter_runs_in_colab_on_the_books_cached_runs(rows, notebook)
 @pytest.mark.parametrize("notebook", TRAINING, ids=lambda p: p.stem)
 def test_training_chapter_from_an_empty_cache_would_end_within_its_cpu_budget(rows, notebook):
     # From an empty cache (as on Colab) the chapter trains every run it loaded here: its time
-    # is this run's plus the wall time the book build just spent training them on this
-    # machine (each entry's run.json; runs trained side by side count once).
+    # is this run's plus what training them one after the other takes on this machine (each
+    # entry's run.json: its CPU time per torch thread; colab_notebooks.training_seconds).
     row = rows[notebook.name]
     loaded = sorted(set(row["loaded"]))
     assert loaded, f"{notebook.name} loaded no run from the cache: does it still print what it loads?"

@@ -1,5 +1,6 @@
-"""The Colab stage's estimate of a training chapter's time from an empty cache counts the
-wall time the book build spent training its runs: runs trained side by side count once."""
+"""The Colab stage's estimate of a training chapter's time from an empty cache counts what
+the book build's runs took in CPU time per torch thread, not their wall time (which grows
+with what ran beside them)."""
 import importlib.util
 import json
 import sys
@@ -18,15 +19,15 @@ def _entry(folder, name, **run):
     return folder / name
 
 
-def test_overlapping_runs_count_once_and_gaps_not_at_all(tmp_path):
-    entries = [_entry(tmp_path, "a", seconds=10, started=100.0, finished=110.0),
-               _entry(tmp_path, "b", seconds=10, started=105.0, finished=115.0),   # beside a
-               _entry(tmp_path, "c", seconds=2, started=101.0, finished=103.0),    # inside a
-               _entry(tmp_path, "d", seconds=5, started=130.0, finished=135.0)]    # after a gap
-    assert colab_notebooks.training_seconds(entries) == 20.0
+def test_each_run_counts_its_cpu_time_over_its_threads(tmp_path):
+    # wall seconds inflated by what ran beside them; CPU seconds are not
+    entries = [_entry(tmp_path, "one", seconds=40, cpu_seconds=30.0, torch_threads=1, started=0.0, finished=40.0),
+               _entry(tmp_path, "two", seconds=40, cpu_seconds=50.0, torch_threads=2, started=0.0, finished=40.0)]
+    assert colab_notebooks.training_seconds(entries) == 55.0
 
 
-def test_runs_without_their_interval_count_their_seconds(tmp_path):
-    entries = [_entry(tmp_path, "old", seconds=7.5), _entry(tmp_path, "new", seconds=3, started=0.0, finished=3.0)]
+def test_runs_without_their_cpu_time_count_their_seconds(tmp_path):
+    entries = [_entry(tmp_path, "old", seconds=7.5, started=0.0, finished=7.5),
+               _entry(tmp_path, "new", seconds=9, cpu_seconds=3.0, torch_threads=1)]
     assert colab_notebooks.training_seconds(entries) == 10.5
     assert colab_notebooks.training_seconds([]) == 0.0
