@@ -296,7 +296,8 @@ def train_runs(variants, tasks=("context", "markers"), jobs: int | None = None, 
         iterations, marker_iterations: the lengths of the context and marker runs.
 
     Returns:
-        {entry name: training seconds} of the runs trained now ({} when all were cached).
+        {entry name: training seconds} of the runs this call trained ({} when all were cached,
+        or trained by another process that this call waited for).
 
     Example:
         >>> train_runs(["fcn", "pool"])  # doctest: +SKIP
