@@ -360,15 +360,13 @@ def _train_side_by_side(variants, tasks, lengths: dict, jobs: int, threads: int,
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 variant, task, config, entry = running.pop(future)
-                took = future.result()  # a failed training raises here
+                took = future.result()  # a failed training raises here; None: another process trained it
                 if took is not None:
                     seconds[entry.name] = took
-                if verbose and took is not None:
-                    print(f"{config.name}: trained {config.train.iterations} iterations on cpu in "
-                          f"{took:.0f} s ({jobs} at a time, {threads} torch thread"
-                          f"{'s' if threads > 1 else ''} each)")
-                elif verbose:
-                    print(_waited_line(config, entry))
+                if verbose:
+                    print(_waited_line(config, entry) if took is None else
+                          f"{config.name}: trained {config.train.iterations} iterations on cpu in {took:.0f} s "
+                          f"({jobs} at a time, {threads} torch thread{'s' if threads > 1 else ''} each)")
                 if task == "context":
                     context[variant] = entry
                     start_markers(variant)
