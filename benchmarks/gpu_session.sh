@@ -39,7 +39,7 @@ step() {  # step NAME LIMIT_S COMMAND...: run, log, print the tail, pack what ex
 for s in $steps; do
     case $s in
     tests) step tests 240 $py -m pytest -q -p no:cacheprovider -n 6 -m "not browser" \
-        tests/test_ops_gpu.py tests/test_ops_aggregate.py tests/test_ops_aggregate_logits.py tests/test_ops_psamask.py \
+        tests/test_ops_gpu.py tests/test_ops_aggregate.py tests/test_ops_aggregate_logits.py tests/test_ops_aggregate_logits_cupy.py tests/test_ops_psamask.py \
         tests/test_ops_library.py tests/test_models_psa_head.py tests/test_kernels_compile.py ;;
     psa) step psa 300 $py benchmarks/psa.py ;;
     psa-bf16) step psa-bf16 200 $py benchmarks/psa.py --dtype bfloat16 ;;

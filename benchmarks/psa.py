@@ -12,7 +12,9 @@ fused-torch = psa_aggregate(backend='torch'), the fallback, for comparison.
 From the map's factors (the reduced features U and the last 1x1 convolution's weight W,
 what PSAHead's torch route passes), side by side in a second table:
 conv+unfused = psa_aggregate(F, (U, W), backend='dense'), the 1x1 product then the above,
-fused-logits = psa_aggregate(F, (U, W), backend='torch'), the logits on the fly.
+fused-logits = psa_aggregate(F, (U, W), backend='torch'), the logits on the fly (not at full
+resolution on a GPU), and where the tensor-core kernel runs the dtype (float16 from sm_75,
+bfloat16 from sm_80: --dtype bfloat16) fused-logits-cupy = backend='cupy'.
 All in 'collect' mode with softmax='reference' (distribute costs the same), C = 512.
 
 Cases: the shapes PSAHead sees after the shrink (benchmarks/timing.py SHAPES:
@@ -56,14 +58,14 @@ import torch
 from timing import (SHAPES, copy_bandwidth, device_description, matmul_rate, peak_bytes, synchronize,
                     time_alternating, time_call, write_results)
 
-from psanet_lite.ops import psa_aggregate
+from psanet_lite.ops import aggregate_logits_cupy, psa_aggregate
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, choose_backend
 
 CHANNELS = 512
 FULL_RES = {"cityscapes-1024x2048-full": (128, 256, 97, 97)}  # (H, W, mh, mw)
 FULL_RES_BATCHES = (1, 2)
 CPU_DEFAULT = ("ade20k-512x512", 2)
-TARGETS = {"peak_ratio": 4.0, "speedup_forward_backward": 1.5, "full_res_batch2_gib": 40.0}
+TARGETS = {"peak_ratio": 4.0, "speedup_forward_backward": 1.5, "full_res_batch2_gib": 40.0, "full_res_peak_ratio": 10.0}
 
 
 def written_cells(height, width, mh, mw):
@@ -196,30 +198,49 @@ def run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine):
     return case
 
 
-def run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps):
-    """The route from the logits' factors against conv + psa_mask + softmax + bmm, side by side.
+def logit_routes(device, dtype, full_res):
+    """(impl, backend) pairs timed from the factors: the dense baseline, the torch route
+    (not at full resolution on a GPU: its thousand chunks take seconds per call there) and,
+    where the tensor-core kernel runs this dtype, 'cupy' (kernels/psa_logits.cu)."""
+    routes = [("conv+unfused", "dense")]
+    if not (full_res and device.type == "cuda"):
+        routes.append(("fused-logits", "torch"))
+    if aggregate_logits_cupy.supports(dtype, device):
+        routes.append(("fused-logits-cupy", "cupy"))
+    return routes
+
+
+def run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps, full_res=False):
+    """The routes from the logits' factors against conv + psa_mask + softmax + bmm, side by side.
 
     Inputs: F and U [N, C, H, W] and the last convolution's weight W [mh*mw, C]. 'conv+unfused'
     = psa_aggregate(F, (U, W), backend='dense'): the map by the 1x1 product, then the dense
-    route; 'fused-logits' = backend 'torch': the logits on the fly (ops/aggregate_logits.py).
-    Times: medians over rounds in which the two alternate; speedups: medians of the per-round ratios.
+    route; 'fused-logits' = backend 'torch': the logits on the fly (ops/aggregate_logits.py);
+    'fused-logits-cupy' = backend 'cupy' in 16 bits: the tensor-core kernel
+    (ops/aggregate_logits_cupy.py). Times: medians over rounds in which the routes alternate;
+    each fused row's speedups: medians of its per-round ratios to conv+unfused.
     """
     features = torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype)
     factors = (torch.randn(batch, CHANNELS, height, width, device=device, dtype=dtype),
                torch.randn(mh * mw, CHANNELS, device=device, dtype=dtype) / CHANNELS**0.5)  # logits ~ N(0, 1)
-    routes = {impl: calls(backend, features, factors, (mh, mw))
-              for impl, backend in (("conv+unfused", "dense"), ("fused-logits", "torch"))}
+    routes = {impl: calls(backend, features, factors, (mh, mw)) for impl, backend in logit_routes(device, dtype, full_res)}
+    if len(routes) == 1:
+        case["logits"] = {"skipped": "no route from the factors is timed here"}
+        return
     logits = {impl: {} for impl in routes}
     try:
         for k, kind in enumerate(("forward", "forward_backward")):
-            # the two routes alternate call by call, so they share the machine's load
+            # the routes alternate call by call, so they share the machine's load
             rounds = time_alternating([pair[k] for pair in routes.values()], device, reps)
             for impl, seconds in zip(routes, zip(*rounds)):
                 logits[impl][f"{kind}_s"] = statistics.median(seconds)
                 logits[impl][f"{kind}_peak_bytes"] = peak_bytes(routes[impl][k], device)
-            logits[f"speedup_{kind}"] = statistics.median(dense / fused for dense, fused in rounds)
-            logits[f"peak_ratio_{kind}"] = (logits["conv+unfused"][f"{kind}_peak_bytes"]
-                                            / logits["fused-logits"][f"{kind}_peak_bytes"])
+            for column, impl in enumerate(routes):
+                if impl == "conv+unfused":
+                    continue
+                logits[impl][f"speedup_{kind}"] = statistics.median(times[0] / times[column] for times in rounds)
+                logits[impl][f"peak_ratio_{kind}"] = (logits["conv+unfused"][f"{kind}_peak_bytes"]
+                                                      / logits[impl][f"{kind}_peak_bytes"])
     except torch.cuda.OutOfMemoryError as error:
         logits = {"skipped": f"out of memory: {str(error).splitlines()[0]}"}
     finally:
@@ -288,13 +309,15 @@ def verdicts(cases):
             f"forward+backward scratch {case['scratch_ratio_forward_backward']:.1f}x lower"
         )
     for case in cases:
-        logits = case.get("logits", {})
-        if "speedup_forward_backward" in logits:
+        for impl, row in case.get("logits", {}).items():
+            if not isinstance(row, dict) or "speedup_forward_backward" not in row:
+                continue
             lines.append(
-                f"{case['shape']} N={case['batch']}: fused-logits against conv+unfused: forward "
-                f"{logits['speedup_forward']:.2f}x, forward+backward {logits['speedup_forward_backward']:.2f}x faster "
-                f"(GPU target {TARGETS['speedup_forward_backward']}x); peak forward {logits['peak_ratio_forward']:.2f}x, "
-                f"forward+backward {logits['peak_ratio_forward_backward']:.2f}x lower (GPU target {TARGETS['peak_ratio']}x)"
+                f"{case['shape']} N={case['batch']}: {impl} against conv+unfused: forward "
+                f"{row['speedup_forward']:.2f}x, forward+backward {row['speedup_forward_backward']:.2f}x faster "
+                f"(GPU target {TARGETS['speedup_forward_backward']}x); peak forward {row['peak_ratio_forward']:.2f}x, "
+                f"forward+backward {row['peak_ratio_forward_backward']:.2f}x lower (GPU target {TARGETS['peak_ratio']}x; "
+                f"{TARGETS['full_res_peak_ratio']:.0f}x at full resolution)"
             )
     for case in cases:
         fused = case.get("fused", {})
@@ -354,11 +377,10 @@ def main(argv=None):
     cases = []
     for name, height, width, mh, mw, batch in work:
         case = run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine)
-        if name in FULL_RES and on_gpu:
-            # as fused-torch: the torch route's thousand chunks take seconds per call there
-            case["logits"] = {"skipped": "the torch route from the factors is not timed at full resolution on a GPU"}
-        elif "skipped" not in case:
-            run_logits_case(case, height, width, mh, mw, batch, device, dtype, reps)
+        if "skipped" not in case:
+            # at full resolution the backward recomputes a thousand chunks: fewer repetitions
+            full = name in FULL_RES
+            run_logits_case(case, height, width, mh, mw, batch, device, dtype, min(reps, 3) if full else reps, full)
         cases.append(case)
         print("\n".join(markdown([case]).splitlines()[2:] + markdown_logits([case]).splitlines()[2:]), flush=True)
 
@@ -395,8 +417,9 @@ def main(argv=None):
         "",
         "From the logits' factors (F, U [N, C, H, W], W [mh*mw, C]): conv+unfused = the map by the 1x1 "
         "product, psa_mask, softmax, bmm (psa_aggregate backend 'dense'); fused-logits = the logits on the fly "
-        "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix. Peaks as above, "
-        "inputs excluded.",
+        "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix; fused-logits-cupy "
+        "= the same in one tensor-core kernel (backend 'cupy', 16-bit, kernels/psa_logits.cu; its backward "
+        "recomputes in torch). Peaks as above, inputs excluded.",
         "",
         markdown_logits(cases),
         "",

@@ -7,6 +7,14 @@ The threads of a block are OS threads (BlockThreads); blocks run one after anoth
 Tests put these loaders and launchers in place of cupy_runtime's, so the Python glue's
 own argument lists and launch sizes are what runs.
 
+Tensor cores: the shim defines PSA_ON_CPU, and a kernel that tests it calls
+psa_mma_16816 for mma.sync.m16n8k16 (float32 += float16 or bfloat16 products) and
+psa_half_to_float / psa_float_to_half for the two PTX conversions. The warp's lanes meet
+at a barrier of their own and each computes its accumulators from the fragments of all
+32, placed as the PTX ISA's fragment layout says; a kernel whose warp is not converged at
+its mma (a lane that skips it) hangs, as it would be undefined on a GPU. The emulation
+shares the kernel's reading of that layout, so only a GPU run checks the reading itself.
+
 Tracing: a test may insert calls `psa_trace(kind, pointer, bytes)` into the source before
 compiling; while tracing is on (`Trace`), each thread records its calls in program order
 with its block, and `Trace.read()` returns them as a NumPy structured array.
@@ -45,15 +53,53 @@ static inline double __longlong_as_double(long long i) { return std::bit_cast<do
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
+static std::barrier<>* psa_warp_barrier[32] = {};
 extern "C" void psa_emulate_begin(unsigned threads, unsigned block_x, unsigned block_y,
                                   unsigned grid_x, unsigned grid_y) {
     delete psa_barrier;
     psa_barrier = new std::barrier<>(threads);
+    for (unsigned w = 0; w < 32; ++w) {
+        delete psa_warp_barrier[w];
+        psa_warp_barrier[w] = w * 32 < threads ? new std::barrier<>(32) : nullptr;
+    }
     blockIdx = {block_x, block_y, 0};
     gridDim = {grid_x, grid_y, 1};
     blockDim = {threads, 1, 1};
 }
 extern "C" void psa_emulate_thread(unsigned t) { threadIdx = {t, 0, 0}; }
+
+// 16-bit conversions and the warp's mma.sync m16n8k16 (f32 += f16/bf16 products), for
+// kernels that test PSA_ON_CPU. The warp's lanes post their fragment registers, meet at
+// the warp's barrier, and each computes its own accumulators from everyone's registers,
+// with the lane layout of the PTX ISA (the kernel's header repeats it).
+#define PSA_ON_CPU 1
+static inline float psa_half_to_float(unsigned short bits) { return (float)std::bit_cast<_Float16>(bits); }
+static inline unsigned short psa_float_to_half(float v) { return std::bit_cast<unsigned short>((_Float16)v); }
+static unsigned psa_mma_a[32][32][4], psa_mma_b[32][32][2];
+static inline float psa_mma_value(unsigned reg, int high, int bf16) {
+    const unsigned short bits = high ? (unsigned short)(reg >> 16) : (unsigned short)(reg & 0xffffu);
+    return bf16 ? std::bit_cast<float>((unsigned)bits << 16) : psa_half_to_float(bits);
+}
+static inline void psa_mma_16816(float* d, const unsigned* a, const unsigned* b, int bf16) {
+    const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    for (int r = 0; r < 4; ++r) psa_mma_a[warp][lane][r] = a[r];
+    for (int r = 0; r < 2; ++r) psa_mma_b[warp][lane][r] = b[r];
+    psa_warp_barrier[warp]->arrive_and_wait();
+    const int g = lane / 4, t = lane % 4;
+    for (int e = 0; e < 4; ++e) {
+        const int row = g + 8 * (e / 2), col = 2 * t + (e % 2);
+        float sum = 0.f;
+        for (int k = 0; k < 16; ++k) {
+            // A[row][k]: lane 4*(row%8) + (k%8)/2, register (row/8) + 2*(k/8), half k%2
+            const unsigned a_reg = psa_mma_a[warp][4 * (row % 8) + (k % 8) / 2][(row / 8) + 2 * (k / 8)];
+            // B[k][col]: lane 4*col + (k%8)/2, register k/8, half k%2
+            const unsigned b_reg = psa_mma_b[warp][4 * col + (k % 8) / 2][k / 8];
+            sum += psa_mma_value(a_reg, k % 2, bf16) * psa_mma_value(b_reg, k % 2, bf16);
+        }
+        d[e] += sum;
+    }
+    psa_warp_barrier[warp]->arrive_and_wait();
+}
 
 struct PsaAccess { unsigned long long address; unsigned block_x, block_y, thread, kind, bytes, pad; };
 static std::vector<PsaAccess> psa_log[1024];  // one per thread: each OS thread appends to its own

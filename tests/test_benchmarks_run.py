@@ -88,6 +88,8 @@ def test_psa_benchmark_compares_fused_with_unfused(tmp_path):
     for route in ("conv+unfused", "fused-logits"):
         assert positive(logits[route]["forward_backward_s"]), logits[route]
     assert logits["fused-logits"]["forward_peak_bytes"] < logits["conv+unfused"]["forward_peak_bytes"] / 2
+    assert positive(logits["fused-logits"]["speedup_forward_backward"]), logits["fused-logits"]
+    assert "fused-logits-cupy" not in logits  # no CUDA here: the tensor-core route is not timed
     assert "fused/unfused" in stdout and "fused-logits against conv+unfused" in stdout
 
 

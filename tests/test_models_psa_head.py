@@ -193,6 +193,49 @@ def test_fused_head_equals_unfused(softmax, psa_softmax, psa_type):
     torch.testing.assert_close(grad_fused, grad_unfused, rtol=1e-4, atol=1e-5)
 
 
+def _fused_and_unfused_under_autocast(device):
+    """Outputs and input gradients of the fused and unfused head (same weights) under bfloat16 autocast."""
+    unfused = _head(mask_size=(5, 7)).to(device)
+    fused = _head(mask_size=(5, 7), fused=True).to(device)
+    fused.load_state_dict(unfused.state_dict())
+    x = torch.randn(2, 24, 9, 11, device=device, requires_grad=True)
+    results = []
+    for head in (fused, unfused):
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            out = head(x)
+        results.append((out.float(), torch.autograd.grad(out.float().square().sum(), x)[0]))
+    return results
+
+
+def test_fused_head_under_autocast_follows_the_unfused_head():
+    """Under autocast the fused head hands the last convolution's factors over in the autocast
+    dtype (as the convolution would run), so the route sees one dtype."""
+    (out_fused, grad_fused), (out_unfused, grad_unfused) = _fused_and_unfused_under_autocast(torch.device("cpu"))
+    assert out_fused.isfinite().all()
+    scale = out_unfused.abs().max()
+    torch.testing.assert_close(out_fused / scale, out_unfused / scale, rtol=0, atol=3e-2)
+    scale = grad_unfused.abs().max()
+    torch.testing.assert_close(grad_fused / scale, grad_unfused / scale, rtol=0, atol=5e-2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fused_head_under_cuda_autocast_runs_the_tensor_core_route(monkeypatch):
+    from psanet_lite.ops import aggregate_logits_cupy
+
+    if not aggregate_logits_cupy.supports(torch.bfloat16, torch.device("cuda")):
+        pytest.skip("the bfloat16 tensor-core kernel needs sm_80 and CuPy")
+    calls = []
+    original = aggregate_logits_cupy.psa_aggregate_logits_cupy
+    monkeypatch.setattr(aggregate_logits_cupy, "psa_aggregate_logits_cupy",
+                        lambda *args: calls.append(args[3]) or original(*args))
+    (out_fused, grad_fused), (out_unfused, grad_unfused) = _fused_and_unfused_under_autocast(torch.device("cuda"))
+    assert calls and set(calls) == {"collect", "distribute"}
+    scale = out_unfused.abs().max()
+    torch.testing.assert_close(out_fused / scale, out_unfused / scale, rtol=0, atol=3e-2)
+    scale = grad_unfused.abs().max()
+    torch.testing.assert_close(grad_fused / scale, grad_unfused / scale, rtol=0, atol=5e-2)
+
+
 def test_branch_structure_per_psa_type():
     assert _head(psa_type="bi").directions == ("collect", "distribute")
     assert _head(psa_type="bi-direction").directions == ("collect", "distribute")

@@ -114,7 +114,7 @@ class IndexTables(dict):
         return indices
 
 
-def lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale):
+def lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale, backend="torch"):
     """The aggregation from the logits' factors as the map (a 1x1 product), then the dense composition."""
     return lowered_psa_aggregate(features, over_completed_map(reduced, weight), mode, mh, mw, softmax, scale)
 

@@ -86,9 +86,10 @@ class PSAHead(nn.Module):
             'torch' or 'cupy'; None picks the fastest (see psanet_lite/ops/backends.py).
         fused: with backend None, pick the memory-saving route that never stores the
             attention matrix ('cupy' on CUDA when CuPy works, else 'torch'); not with compact.
-            On 'torch' the head hands over the attention branch's last convolution input and
-            weight, and the logits are computed on the fly: the over-completed map is not
-            stored either.
+            On these routes the head hands over the attention branch's last convolution input
+            and weight, and the logits are computed on the fly: the over-completed map is not
+            stored either ('torch' always; 'cupy' for float16 and bfloat16, as under AMP, on
+            tensor cores; for other dtypes 'cupy' builds the map from them).
 
     Input [N, in_channels, H, W] -> logits [N, num_classes, H, W].
 
@@ -189,9 +190,10 @@ class PSAHead(nn.Module):
     def forward(self, x):
         height, width = x.shape[-2:]  # x: [N, Cin, H, W]
         backend = choose_backend(x.device, self.backend, AGGREGATE_BACKENDS, save_memory=self.fused)
-        # The torch route takes the last convolution's input and weight instead of its
-        # output: it computes the logits on the fly and never stores the map.
-        factors = backend == "torch"
+        # The fused routes take the last convolution's input and weight instead of its
+        # output: they compute the logits on the fly and never store the map ('cupy' for
+        # 16-bit tensors; for other dtypes it builds the map from them).
+        factors = backend in FUSED_BACKENDS
         recorded, aggregated = {}, []
         for direction, features, logits in self._branches(x, factors):
             if self.record_attention:
@@ -218,7 +220,11 @@ class PSAHead(nn.Module):
                 features = F.interpolate(features, size=(h, w), mode="bilinear", align_corners=align_corners)
             if factors:
                 hidden, last = branch.attention
-                yield direction, features, (hidden(features), last.weight.flatten(1))
+                reduced, weight = hidden(features), last.weight.flatten(1)
+                # Under autocast the convolutions run in 16 bits and the weight stays float32:
+                # the three tensors take the dtype the 1x1 convolution would have computed in.
+                features, weight = features.to(reduced.dtype), weight.to(reduced.dtype)
+                yield direction, features, (reduced, weight)
             else:
                 yield direction, features, branch.attention(features)
 

@@ -59,7 +59,8 @@ Backward. With G = dL/dout and G' = G / nf:
 
 Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU; given the map's
 factors instead of the map, aggregate_logits: the logits on the fly), 'cupy'
-(aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu), 'dense' (the unfused
+(aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu; given the factors in 16
+bits, aggregate_logits_cupy: the tensor-core kernel of kernels/psa_logits.cu), 'dense' (the unfused
 composition above, ops/attention.py, the baseline the others are checked and timed
 against) and 'reference' (the same on psa_mask's Python loops). ops/backends.py says
 which runs when none is named, and why.
@@ -73,6 +74,7 @@ import torch
 from psanet_lite.ops import library
 from psanet_lite.ops.aggregate_logits import over_completed_map
 from psanet_lite.ops.attention import check_softmax, psa_attention
+from psanet_lite.ops.aggregate_logits_cupy import supports as supports_logits
 from psanet_lite.ops.backends import AGGREGATE_BACKENDS, FUSED_BACKENDS, choose_backend
 from psanet_lite.ops.psa_mask import MODES, resolve_mask_size
 
@@ -173,7 +175,9 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
             pair (reduced [N, Cu, H, W], weight [mh*mw, Cu]) whose 1x1 product it is
             (the bias-free last convolution of the attention branch): then backend 'torch'
             computes the logits on the fly (ops/aggregate_logits.py) and never stores the
-            map; the other backends build the map from the pair first.
+            map, and so does 'cupy' for float16 and bfloat16 (the tensor-core kernel,
+            ops/aggregate_logits_cupy.py); the other backends and dtypes build the map
+            from the pair first.
         mode: 'collect' or 'distribute'.
         mask_size: None for (2H-1, 2W-1), an int, or (mh, mw).
         softmax: 'reference' (over the whole zero-filled column, as every PSANet
@@ -200,9 +204,10 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
     name = choose_backend(features.device, backend, AGGREGATE_BACKENDS)
     if isinstance(attention, (tuple, list)):
         reduced, weight = _check_factors(features, attention)
-        if name == "torch" and not compact:
-            # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py)
-            return library.psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax or "none", scale)
+        if not compact and (name == "torch" or (name == "cupy" and supports_logits(features.dtype, features.device))):
+            # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py, or
+            # ops/aggregate_logits_cupy.py: the tensor-core kernel, 16-bit inputs)
+            return library.psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax or "none", scale, name)
         attention = over_completed_map(reduced, weight)  # [N, mh*mw, H, W]
     if name not in FUSED_BACKENDS:
         mask_backend = "reference" if name == "reference" else None

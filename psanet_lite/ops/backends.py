@@ -26,9 +26,13 @@ None picks the fastest on the measured shapes, on every device:
 
 The fused routes save memory instead: they never store the [N, HW, HW] matrix.
 `save_memory=True` (the head's `fused=True`) picks 'cupy' on CUDA when CuPy works,
-else 'torch'. On 'torch' the head passes the map's factors (the last convolution's input
+else 'torch'. On both the head passes the map's factors (the last convolution's input
 and weight), so the route computes the logits on the fly and never stores the
-over-completed map either (ops/aggregate_logits.py; not yet measured on a GPU).
+over-completed map either: 'torch' in chunks (ops/aggregate_logits.py), 'cupy' for
+float16 and bfloat16 in one tensor-core kernel (ops/aggregate_logits_cupy.py,
+kernels/psa_logits.cu; for other dtypes 'cupy' builds the map and runs
+kernels/psa_aggregate.cu). Neither is yet measured on a GPU: `bash
+benchmarks/gpu_session.sh OUT tests psa psa-bf16` does it.
 """
 
 import warnings

@@ -14,7 +14,7 @@ node each, described to the tracers by
                                mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
     psanet_lite::psa_aggregate_backward(grad, features, attention, ...) -> (dF, dA)
     psanet_lite::psa_aggregate_logits(features, reduced [N, Cu, H, W], weight [mh*mw, Cu],
-                                      mode, mh, mw, softmax, scale) -> [N, C, H, W]
+                                      mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
     psanet_lite::psa_aggregate_logits_backward(grad, features, reduced, weight, ...) -> (dF, dU, dW)
 
 PSAMask is linear, so the backward of its backward is PSAMask again. The aggregation's
@@ -157,31 +157,39 @@ def _psa_aggregate_backward_fake(grad, features, attention, mode, mh, mw, softma
 _register_recomputed_autograd(psa_aggregate, psa_aggregate_backward, 2)
 
 
+def _logits_backend(backend):
+    if backend == "cupy":
+        from psanet_lite.ops import aggregate_logits_cupy
+
+        return aggregate_logits_cupy.psa_aggregate_logits_cupy
+    return aggregate_logits.psa_aggregate_logits_torch
+
+
 @torch.library.custom_op("psanet_lite::psa_aggregate_logits", mutates_args=())
 def psa_aggregate_logits(features: Tensor, reduced: Tensor, weight: Tensor, mode: str, mh: int, mw: int,
-                         softmax: str, scale: float) -> Tensor:
-    """Fused aggregation from the logits' factors (ops/aggregate_logits.py) -> [N, C, H, W]."""
+                         softmax: str, scale: float, backend: str) -> Tensor:
+    """Fused aggregation from the logits' factors -> [N, C, H, W]: backend 'torch'
+    (ops/aggregate_logits.py) or 'cupy' (ops/aggregate_logits_cupy.py, 16-bit CUDA tensors)."""
     with torch.no_grad():
-        return aggregate_logits.psa_aggregate_logits_torch(features, reduced, weight, mode, mh, mw,
-                                                           _softmax_argument(softmax), scale)
+        return _logits_backend(backend)(features, reduced, weight, mode, mh, mw, _softmax_argument(softmax), scale)
 
 
 @psa_aggregate_logits.register_fake
-def _psa_aggregate_logits_fake(features, reduced, weight, mode, mh, mw, softmax, scale):
+def _psa_aggregate_logits_fake(features, reduced, weight, mode, mh, mw, softmax, scale, backend):
     return torch.empty_like(features)
 
 
 @torch.library.custom_op("psanet_lite::psa_aggregate_logits_backward", mutates_args=())
 def psa_aggregate_logits_backward(grad: Tensor, features: Tensor, reduced: Tensor, weight: Tensor, mode: str,
-                                  mh: int, mw: int, softmax: str, scale: float) -> tuple[Tensor, Tensor, Tensor]:
+                                  mh: int, mw: int, softmax: str, scale: float,
+                                  backend: str) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients (d features, d reduced, d weight) of psa_aggregate_logits for `grad`."""
     settings = (mode, mh, mw, _softmax_argument(softmax), scale)
-    run = aggregate_logits.psa_aggregate_logits_torch
-    return _recomputed_gradients(run, (features, reduced, weight), settings, grad)
+    return _recomputed_gradients(_logits_backend(backend), (features, reduced, weight), settings, grad)
 
 
 @psa_aggregate_logits_backward.register_fake
-def _psa_aggregate_logits_backward_fake(grad, features, reduced, weight, mode, mh, mw, softmax, scale):
+def _psa_aggregate_logits_backward_fake(grad, features, reduced, weight, mode, mh, mw, softmax, scale, backend):
     return torch.empty_like(features), torch.empty_like(reduced), torch.empty_like(weight)
 
 
