@@ -378,7 +378,7 @@ def main(argv=None):
     for name, height, width, mh, mw, batch in work:
         case = run_case(name, height, width, mh, mw, batch, device, dtype, reps, machine)
         if "skipped" not in case:
-            # at full resolution the backward recomputes a thousand chunks: fewer repetitions
+            # at full resolution each call takes long (and the torch route is not timed): fewer repetitions
             full = name in FULL_RES
             run_logits_case(case, height, width, mh, mw, batch, device, dtype, min(reps, 3) if full else reps, full)
         cases.append(case)
@@ -418,8 +418,8 @@ def main(argv=None):
         "From the logits' factors (F, U [N, C, H, W], W [mh*mw, C]): conv+unfused = the map by the 1x1 "
         "product, psa_mask, softmax, bmm (psa_aggregate backend 'dense'); fused-logits = the logits on the fly "
         "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix; fused-logits-cupy "
-        "= the same in one tensor-core kernel (backend 'cupy', 16-bit, kernels/psa_logits.cu; its backward "
-        "recomputes in torch). Peaks as above, inputs excluded.",
+        "= the same on tensor cores (backend 'cupy', 16-bit, kernels/psa_logits.cu: one kernel forward, two "
+        "kernels and two matrix products backward). Peaks as above, inputs excluded.",
         "",
         markdown_logits(cases),
         "",

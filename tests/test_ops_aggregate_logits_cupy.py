@@ -80,7 +80,7 @@ def test_kernel_forward_on_cpu_follows_float64(kernel_on_cpu, shape, mode, softm
     expected = dense_float64(features, reduced, weight, mode, (mh, mw), softmax, 2.0)
     got = aggregate_logits_cupy.psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax, 0.5)
     assert got.dtype == dtype and kernel_on_cpu == [
-        ("psa_logits_forward_f16", (n * h * -(-w // 32), -(-c // 512)))]
+        ("psa_logits_aggregate_f16", (n * h * -(-w // 32), -(-c // 512)))]
     torch.testing.assert_close(got.double(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
 
 
@@ -93,23 +93,46 @@ def test_kernel_in_bfloat16_on_cpu(kernel_on_cpu, mode):
     torch.testing.assert_close(got.double(), expected, rtol=5e-2, atol=5e-2)
 
 
-@pytest.mark.parametrize("mode, softmax", [("collect", "reference"), ("distribute", "reference"),
-                                           ("distribute", "window"), ("distribute", None)])
-def test_backward_from_the_kernels_statistics_on_cpu(kernel_on_cpu, mode, softmax):
-    """The backward recomputes in torch, distribute with the kernel's max and denominator."""
-    n, c, cu, h, w, mh, mw = 1, 5, 12, 4, 6, 5, 7
+# Backward: the feature gradient (the aggregation kernel the other way round, from the
+# forward's statistics) and the logits' gradient kernel, in every mode; a map wider than one
+# block, a mask wider than one chunk, more channels than 16 and Cu not a multiple of 16.
+BACKWARD_CASES = [((1, 5, 12, 4, 6, (5, 7)), mode, softmax) for mode in ("collect", "distribute")
+                  for softmax in ("reference", "window", None)] + [
+    ((2, 20, 9, 3, 35, (3, 67)), "collect", "reference"), ((1, 20, 9, 3, 35, (5, 66)), "distribute", "reference")]
+
+
+@pytest.mark.parametrize("shape, mode, softmax", BACKWARD_CASES, ids=str)
+def test_kernel_backward_on_cpu_follows_float64(kernel_on_cpu, shape, mode, softmax):
+    n, c, cu, h, w, (mh, mw) = shape
     features, reduced, weight = factors(n, c, cu, h, w, mh, mw, torch.float16, seed=11)
     leaves64 = [t.double().requires_grad_() for t in (features, reduced, weight)]
-    expected = psa_aggregate(leaves64[0], over_completed_map(*leaves64[1:]), mode, (mh, mw), softmax, 1.0,
+    expected = psa_aggregate(leaves64[0], over_completed_map(*leaves64[1:]), mode, (mh, mw), softmax, 2.0,
                              backend="dense")
     grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
     expected.backward(grad)
     leaves = [t.clone().requires_grad_() for t in (features, reduced, weight)]
-    got = aggregate_logits_cupy.psa_aggregate_logits_cupy(*leaves, mode, mh, mw, softmax, 1.0)
+    got = aggregate_logits_cupy.psa_aggregate_logits_cupy(*leaves, mode, mh, mw, softmax, 0.5)
+    kernel_on_cpu.clear()
     got.backward(grad.to(torch.float16))
-    for mine, theirs in zip(leaves, leaves64):
+    suffix = "f16"
+    assert [name for name, _ in kernel_on_cpu] == [f"psa_logits_aggregate_{suffix}", f"psa_logits_grad_{suffix}"]
+    for name, mine, theirs in zip(("features", "reduced", "weight"), leaves, leaves64):
         scale = theirs.grad.abs().max().item()
-        torch.testing.assert_close(mine.grad.double() / scale, theirs.grad / scale, rtol=0, atol=2e-2)
+        torch.testing.assert_close(mine.grad.double() / scale, theirs.grad / scale, rtol=0, atol=1e-2, msg=name)
+
+
+def test_backward_works_through_blocks_of_rows(kernel_on_cpu, monkeypatch):
+    """The logits' gradient in blocks of one row at a time equals it in one block."""
+    features, reduced, weight = factors(1, 5, 12, 4, 6, 5, 7, torch.float16, seed=13)
+    grads = []
+    for elements in (2**25, 1):
+        monkeypatch.setattr(aggregate_logits_cupy, "_GRAD_CHUNK_ELEMENTS", elements)
+        leaves = [t.clone().requires_grad_() for t in (features, reduced, weight)]
+        aggregate_logits_cupy.psa_aggregate_logits_cupy(*leaves, "distribute", 5, 7, "reference", 1.0).sum().backward()
+        grads.append([leaf.grad for leaf in leaves])
+    assert sum(name.startswith("psa_logits_grad") for name, _ in kernel_on_cpu) == 1 + 4
+    for one, rows in zip(*grads):
+        torch.testing.assert_close(one.float(), rows.float(), rtol=1e-3, atol=1e-3)
 
 
 def test_supports_only_16_bit_cuda_tensors():
@@ -134,6 +157,16 @@ def test_cuda_kernel_follows_float64(dtype, shape, mode, softmax):
     n, c, cu, h, w, mask = shape
     mh, mw = (2 * h - 1, 2 * w - 1) if mask is None else mask
     features, reduced, weight = (t.cuda() for t in factors(n, c, cu, h, w, mh, mw, dtype, seed=3))
-    expected = dense_float64(features, reduced, weight, mode, (mh, mw), softmax, 1.0)
-    got = psa_aggregate(features, (reduced, weight), mode, (mh, mw), softmax, 1.0, backend="cupy")
+    leaves64 = [t.double().requires_grad_() for t in (features, reduced, weight)]
+    expected = psa_aggregate(leaves64[0], over_completed_map(*leaves64[1:]), mode, (mh, mw), softmax, 1.0,
+                             backend="dense")
+    grad = torch.randn(expected.shape, dtype=torch.float64, device="cuda", generator=torch.Generator("cuda").manual_seed(4))
+    expected.backward(grad)
+    leaves = [t.clone().requires_grad_() for t in (features, reduced, weight)]
+    got = psa_aggregate(leaves[0], tuple(leaves[1:]), mode, (mh, mw), softmax, 1.0, backend="cupy")
     torch.testing.assert_close(got.double(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+    got.backward(grad.to(dtype))
+    for name, mine, theirs in zip(("features", "reduced", "weight"), leaves, leaves64):
+        scale = theirs.grad.abs().max().item()
+        torch.testing.assert_close(mine.grad.double() / scale, theirs.grad / scale, rtol=0,
+                                   atol=2 * TOLERANCE[dtype], msg=name)

@@ -60,10 +60,10 @@ Backward. With G = dL/dout and G' = G / nf:
 Backends: 'torch' (aggregate_torch: blocks of columns, CPU and any GPU; given the map's
 factors instead of the map, aggregate_logits: the logits on the fly), 'cupy'
 (aggregate_cupy: the CUDA kernels of kernels/psa_aggregate.cu; given the factors in 16
-bits, aggregate_logits_cupy: the tensor-core kernel of kernels/psa_logits.cu), 'dense' (the unfused
-composition above, ops/attention.py, the baseline the others are checked and timed
-against) and 'reference' (the same on psa_mask's Python loops). ops/backends.py says
-which runs when none is named, and why.
+bits, aggregate_logits_cupy: the tensor-core kernels of kernels/psa_logits.cu), 'dense'
+(the unfused composition above, ops/attention.py, the baseline the others are checked
+and timed against) and 'reference' (the same on psa_mask's Python loops).
+ops/backends.py says which runs when none is named, and why.
 """
 
 import math
@@ -175,7 +175,7 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
             pair (reduced [N, Cu, H, W], weight [mh*mw, Cu]) whose 1x1 product it is
             (the bias-free last convolution of the attention branch): then backend 'torch'
             computes the logits on the fly (ops/aggregate_logits.py) and never stores the
-            map, and so does 'cupy' for float16 and bfloat16 (the tensor-core kernel,
+            map, and so does 'cupy' for float16 and bfloat16 (the tensor-core kernels,
             ops/aggregate_logits_cupy.py); the other backends and dtypes build the map
             from the pair first.
         mode: 'collect' or 'distribute'.
@@ -206,7 +206,7 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
         reduced, weight = _check_factors(features, attention)
         if not compact and (name == "torch" or (name == "cupy" and supports_logits(features.dtype, features.device))):
             # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py, or
-            # ops/aggregate_logits_cupy.py: the tensor-core kernel, 16-bit inputs)
+            # ops/aggregate_logits_cupy.py: the tensor-core kernels, 16-bit inputs)
             return library.psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax or "none", scale, name)
         attention = over_completed_map(reduced, weight)  # [N, mh*mw, H, W]
     if name not in FUSED_BACKENDS:

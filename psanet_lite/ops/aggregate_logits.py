@@ -130,42 +130,32 @@ class _AggregateLogits(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
+        features, reduced, weight, out, top, total = ctx.saved_tensors
         mode, shape, softmax, scale, chunk_elements = ctx.settings
-        grads = backward_by_recomputation(grad_out, *ctx.saved_tensors, mode, shape, softmax, scale, chunk_elements)
-        return grads + (None,) * 6
-
-
-def backward_by_recomputation(grad_out, features, reduced, weight, out, top, total, mode, shape, softmax,
-                              scale, chunk_elements=CHUNK_ELEMENTS):
-    """(dF, dU, dW) of the fused aggregation, every chunk's logits recomputed (the formulas
-    in the module docstring). top, total [N, 1, HW]: distribute's softmax max and sum from
-    the forward (None otherwise); any float dtype, the probabilities take the scores' dtype."""
-    n, channels, height, width, mh, mw = shape
-    hw = height * width
-    f, u = features.reshape(n, channels, hw), reduced.reshape(n, reduced.shape[1], hw)
-    g = grad_out.reshape(n, channels, hw) * scale                             # [N, C, HW]
-    # delta(q) = sum_c dOut out: [N, 1, HW]
-    dout = grad_out.reshape(n, channels, hw)
-    delta = None if softmax is None else (dout * out.reshape(n, channels, hw)).sum(1, keepdim=True)
-    grad_f, grad_u, grad_w = torch.zeros_like(f), torch.zeros_like(u), torch.zeros_like(weight)
-    for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
-        u_chunk = u[:, :, p0:p1]                                              # [N, Cu, P]
-        scores = _block(_logits(u_chunk, weight), hw, block_index, logit_index, softmax)  # [N, HW, P]
-        if mode == "collect":
-            probs = scores if softmax is None else torch.softmax(scores, dim=1)  # [N, HW, P]: columns P
-            grad_f.baddbmm_(g[:, :, p0:p1], probs.transpose(1, 2))
-            grad_probs = torch.bmm(f.transpose(1, 2), g[:, :, p0:p1])         # [N, HW, P]
-            grad_scores = grad_probs if softmax is None else probs * (grad_probs - delta[:, :, p0:p1])
-        else:
-            probs = scores if softmax is None else (
-                torch.exp(scores - top.transpose(1, 2)) / total.transpose(1, 2)).to(scores.dtype)
-            grad_f[:, :, p0:p1] = torch.bmm(g, probs)                         # probs^T is rows P of the matrix
-            grad_probs = torch.bmm(g.transpose(1, 2), f[:, :, p0:p1])         # [N, HW, P]
-            grad_scores = grad_probs if softmax is None else probs * (grad_probs - delta.transpose(1, 2))
-        grad_logits = _logit_gradient(grad_scores, (p1 - p0, mh * mw), block_index, logit_index)  # [N, P, K]
-        grad_w += grad_logits.flatten(0, 1).t() @ u_chunk.transpose(1, 2).flatten(0, 1)  # [K, Cu]
-        grad_u[:, :, p0:p1] = (grad_logits @ weight).transpose(1, 2)          # [N, Cu, P]
-    return grad_f.view_as(features), grad_u.view_as(reduced), grad_w
+        n, channels, height, width, mh, mw = shape
+        hw = height * width
+        f, u = features.reshape(n, channels, hw), reduced.reshape(n, reduced.shape[1], hw)
+        g = grad_out.reshape(n, channels, hw) * scale                         # [N, C, HW]
+        # delta(q) = sum_c dOut out: [N, 1, HW]
+        delta = None if softmax is None else (grad_out.reshape(n, channels, hw) * out).sum(1, keepdim=True)
+        grad_f, grad_u, grad_w = torch.zeros_like(f), torch.zeros_like(u), torch.zeros_like(weight)
+        for p0, p1, block_index, logit_index in _chunks(n, height, width, mh, mw, f.device, chunk_elements):
+            u_chunk = u[:, :, p0:p1]                                          # [N, Cu, P]
+            scores = _block(_logits(u_chunk, weight), hw, block_index, logit_index, softmax)  # [N, HW, P]
+            if mode == "collect":
+                probs = scores if softmax is None else torch.softmax(scores, dim=1)  # [N, HW, P]: columns P
+                grad_f.baddbmm_(g[:, :, p0:p1], probs.transpose(1, 2))
+                grad_probs = torch.bmm(f.transpose(1, 2), g[:, :, p0:p1])     # [N, HW, P]
+                grad_scores = grad_probs if softmax is None else probs * (grad_probs - delta[:, :, p0:p1])
+            else:
+                probs = scores if softmax is None else torch.exp(scores - top.transpose(1, 2)) / total.transpose(1, 2)
+                grad_f[:, :, p0:p1] = torch.bmm(g, probs)                     # probs^T is rows P of the matrix
+                grad_probs = torch.bmm(g.transpose(1, 2), f[:, :, p0:p1])     # [N, HW, P]
+                grad_scores = grad_probs if softmax is None else probs * (grad_probs - delta.transpose(1, 2))
+            grad_logits = _logit_gradient(grad_scores, (p1 - p0, mh * mw), block_index, logit_index)  # [N, P, K]
+            grad_w += grad_logits.flatten(0, 1).t() @ u_chunk.transpose(1, 2).flatten(0, 1)  # [K, Cu]
+            grad_u[:, :, p0:p1] = (grad_logits @ weight).transpose(1, 2)  # [N, Cu, P]
+        return grad_f.view_as(features), grad_u.view_as(reduced), grad_w, None, None, None, None, None, None
 
 
 def psa_aggregate_logits_torch(features, reduced, weight, mode, mh, mw, softmax, scale, chunk_elements=CHUNK_ELEMENTS):

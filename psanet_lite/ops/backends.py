@@ -29,7 +29,7 @@ The fused routes save memory instead: they never store the [N, HW, HW] matrix.
 else 'torch'. On both the head passes the map's factors (the last convolution's input
 and weight), so the route computes the logits on the fly and never stores the
 over-completed map either: 'torch' in chunks (ops/aggregate_logits.py), 'cupy' for
-float16 and bfloat16 in one tensor-core kernel (ops/aggregate_logits_cupy.py,
+float16 and bfloat16 in tensor-core kernels (ops/aggregate_logits_cupy.py,
 kernels/psa_logits.cu; for other dtypes 'cupy' builds the map and runs
 kernels/psa_aggregate.cu). Neither is yet measured on a GPU: `bash
 benchmarks/gpu_session.sh OUT tests psa psa-bf16` does it.
