@@ -7,7 +7,11 @@
 #     bash benchmarks/gpu_session.sh OUTDIR [STEP ...]     # from the repository root
 #
 # Steps (default: all of them, in this order): tests psa psa-bf16 psamask train train-fullres
-# model cli tests-all (the whole suite but the book builds and the browser). Uses $PYTHON
+# model cli tests-all (the whole suite but the book builds and the browser). A session with
+# 15 minutes of device time runs `tests psamask psa-bf16` (at most 660 s): the GPU tests, the
+# PSAMask kernel against the torch backend, and the routes from the logits' factors, where the
+# tensor-core kernels (16-bit only) are timed; benchmarks/psa.py writes its results after every
+# case, so a run cut short keeps what it measured. Uses $PYTHON
 # (default python3), which needs torch with CUDA and CuPy; the repository is put on
 # PYTHONPATH, nothing is installed.
 set -u
@@ -42,7 +46,7 @@ for s in $steps; do
         tests/test_ops_gpu.py tests/test_ops_aggregate.py tests/test_ops_aggregate_logits.py tests/test_ops_aggregate_logits_cupy.py tests/test_ops_psamask.py \
         tests/test_ops_library.py tests/test_models_psa_head.py tests/test_kernels_compile.py ;;
     psa) step psa 300 $py benchmarks/psa.py ;;
-    psa-bf16) step psa-bf16 200 $py benchmarks/psa.py --dtype bfloat16 ;;
+    psa-bf16) step psa-bf16 240 $py benchmarks/psa.py --dtype bfloat16 ;;
     psamask) step psamask 180 $py benchmarks/psamask.py ;;
     train) step train 100 $py benchmarks/train_speed.py --device cuda ;;
     train-fullres) step train-fullres 200 $py benchmarks/train_speed.py --device cuda --batch 2 \

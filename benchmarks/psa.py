@@ -344,6 +344,55 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def report(argv, args, device, reps, machine, cases, load_before, complete):
+    """(result, Markdown text) of the cases so far; complete=False marks a run still going."""
+    on_gpu = device.type == "cuda"
+    result = {
+        "device": device_description(device),
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["python", "benchmarks/psa.py", *argv]),
+        "torch": torch.__version__,
+        "dtype": args.dtype,
+        "reps": reps,
+        "machine": machine,
+        "targets": TARGETS,
+        "cases": cases,
+        "complete": complete,
+        "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
+    }
+    memory_method = ("torch.cuda.max_memory_allocated above the level before the call" if on_gpu else
+                     "the CPU allocator running total from torch.profiler allocation events (profile_memory=True), "
+                     "above the level before the call, in a separate untimed call")
+    text = "\n".join([
+        f"# Fused vs unfused PSA aggregation on {result['device']}",
+        "",
+        *([] if complete else ["**Incomplete**: the run ended, or was stopped, after the cases below.", ""]),
+        f"Date: {result['date']}; torch {result['torch']}; {args.dtype}; C = {CHANNELS}; collect, softmax 'reference'; "
+        f"median of {reps} timed runs after a warm-up.",
+        f"Command: `{result['command']}`",
+        f"Machine load average (1 min) before / after: {load_before:.1f} / {result['load_average_1min_before_after'][1]:.1f}.",
+        f"Measured here: copy bandwidth {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write), "
+        f"matmul {machine['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s.",
+        f"Peak memory: {memory_method}. Scratch: peak minus the output (and, for forward+backward, "
+        "the input gradients), which every implementation must allocate.",
+        "GB/s: compulsory bytes / time; GFLOP/s: window multiply-adds / time (same work for both).",
+        "psa_mask's torch backend keeps no index cache (issue 21); nothing persists between calls.",
+        "",
+        markdown(cases),
+        "",
+        "From the logits' factors (F, U [N, C, H, W], W [mh*mw, C]): conv+unfused = the map by the 1x1 "
+        "product, psa_mask, softmax, bmm (psa_aggregate backend 'dense'); fused-logits = the logits on the fly "
+        "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix; fused-logits-cupy "
+        "= the same on tensor cores (backend 'cupy', 16-bit, kernels/psa_logits.cu: one kernel forward, two "
+        "kernels and two matrix products backward). Peaks as above, inputs excluded.",
+        "",
+        markdown_logits(cases),
+        "",
+        *verdicts(cases),
+    ]).rstrip() + "\n"
+    return result, text
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
@@ -383,49 +432,11 @@ def main(argv=None):
             run_logits_case(case, height, width, mh, mw, batch, device, dtype, min(reps, 3) if full else reps, full)
         cases.append(case)
         print("\n".join(markdown([case]).splitlines()[2:] + markdown_logits([case]).splitlines()[2:]), flush=True)
+        # what is measured so far survives a run cut short by a time limit
+        write_results(*report(argv, args, device, reps, machine, cases, load_before, False), "psa", device,
+                      args.out, quiet=True)
 
-    result = {
-        "device": device_description(device),
-        "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "command": " ".join(["python", "benchmarks/psa.py", *argv]),
-        "torch": torch.__version__,
-        "dtype": args.dtype,
-        "reps": reps,
-        "machine": machine,
-        "targets": TARGETS,
-        "cases": cases,
-        "load_average_1min_before_after": [load_before, os.getloadavg()[0]],
-    }
-    memory_method = ("torch.cuda.max_memory_allocated above the level before the call" if on_gpu else
-                     "the CPU allocator running total from torch.profiler allocation events (profile_memory=True), "
-                     "above the level before the call, in a separate untimed call")
-    text = "\n".join([
-        f"# Fused vs unfused PSA aggregation on {result['device']}",
-        "",
-        f"Date: {result['date']}; torch {result['torch']}; {args.dtype}; C = {CHANNELS}; collect, softmax 'reference'; "
-        f"median of {reps} timed runs after a warm-up.",
-        f"Command: `{result['command']}`",
-        f"Machine load average (1 min) before / after: {load_before:.1f} / {result['load_average_1min_before_after'][1]:.1f}.",
-        f"Measured here: copy bandwidth {machine['copy_bytes_per_s'] / 1e9:.1f} GB/s (read + write), "
-        f"matmul {machine['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s.",
-        f"Peak memory: {memory_method}. Scratch: peak minus the output (and, for forward+backward, "
-        "the input gradients), which every implementation must allocate.",
-        "GB/s: compulsory bytes / time; GFLOP/s: window multiply-adds / time (same work for both).",
-        "psa_mask's torch backend keeps no index cache (issue 21); nothing persists between calls.",
-        "",
-        markdown(cases),
-        "",
-        "From the logits' factors (F, U [N, C, H, W], W [mh*mw, C]): conv+unfused = the map by the 1x1 "
-        "product, psa_mask, softmax, bmm (psa_aggregate backend 'dense'); fused-logits = the logits on the fly "
-        "(backend 'torch', ops/aggregate_logits.py), which stores neither the map nor the matrix; fused-logits-cupy "
-        "= the same on tensor cores (backend 'cupy', 16-bit, kernels/psa_logits.cu: one kernel forward, two "
-        "kernels and two matrix products backward). Peaks as above, inputs excluded.",
-        "",
-        markdown_logits(cases),
-        "",
-        *verdicts(cases),
-    ]).rstrip() + "\n"
-    write_results(result, text, "psa", device, args.out)
+    write_results(*report(argv, args, device, reps, machine, cases, load_before, True), "psa", device, args.out)
 
 
 if __name__ == "__main__":

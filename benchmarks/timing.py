@@ -136,12 +136,13 @@ def matmul_rate(device, dtype, size, reps=10):
 
 
 
-def write_results(result, text, script, device, out=None):
-    """Print the Markdown text; write result as JSON to out (default
+def write_results(result, text, script, device, out=None, quiet=False):
+    """Print the Markdown text (unless quiet); write result as JSON to out (default
     benchmarks/results/<script>-<device>-<date>[-<dtype>].json, the dtype named unless
     float32, so runs in two precisions on one day keep both files) and text beside it as .md."""
-    print()
-    print(text)
+    if not quiet:
+        print()
+        print(text)
     precision = "" if result.get("dtype", "float32") == "float32" else f"-{result['dtype']}"
     out = Path(out) if out else (
         Path(__file__).resolve().parent / "results"
@@ -150,4 +151,5 @@ def write_results(result, text, script, device, out=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(text)
-    print(f"wrote {out} and {out.with_suffix('.md')}")
+    if not quiet:
+        print(f"wrote {out} and {out.with_suffix('.md')}")

@@ -91,6 +91,7 @@ def test_psa_benchmark_compares_fused_with_unfused(tmp_path):
     assert positive(logits["fused-logits"]["speedup_forward_backward"]), logits["fused-logits"]
     assert "fused-logits-cupy" not in logits  # no CUDA here: the tensor-core route is not timed
     assert "fused/unfused" in stdout and "fused-logits against conv+unfused" in stdout
+    assert run["complete"] is True and "Incomplete" not in out.with_suffix(".md").read_text()
 
 
 def test_model_benchmark_times_the_small_model(tmp_path):
