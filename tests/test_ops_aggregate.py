@@ -7,7 +7,6 @@ kernel source compiled for the CPU (g++ with a small shim that runs the 256 thre
 a block as OS threads) so that the kernels and their CuPy glue run even without a GPU.
 """
 
-import ctypes
 import functools
 
 import cuda_on_cpu
@@ -193,9 +192,9 @@ def test_rejects_tensors_on_different_devices():
 
 # The CUDA kernels run on the CPU (tests/cuda_on_cpu.py: g++ and a shim, the block's
 # threads as OS threads), the two PTX conversions replaced by _Float16 casts.
-# cupy_runtime's loader and launcher are replaced, so aggregate_cupy's own argument
-# lists and launch sizes are what is tested. The grid is capped at 3 blocks so that the
-# kernels' block-stride loops are walked too.
+# cupy_runtime's launcher is replaced, so aggregate_cupy's own argument lists and launch
+# sizes are what is tested. The grid is capped at 3 blocks so that the kernels'
+# block-stride loops are walked too.
 
 _PTX_CONVERSIONS = {
     'asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(p->bits));': "f = (float)std::bit_cast<_Float16>(p->bits);",
@@ -213,21 +212,21 @@ def cpu_kernels(tmp_path_factory):
     return cuda_on_cpu.compile_kernels(source, tmp_path_factory.mktemp("psa_aggregate_cpu"))
 
 
-def _emulated_launch(block_threads, library, kernel_name, threads, args, device):
-    grid = max(1, min(-(-threads // cupy_runtime.THREADS_PER_BLOCK), _GRID_CAP))
-    cuda_on_cpu.run_blocks(block_threads, library, kernel_name, (grid,), args)
+def _emulated_launch(block_threads, library, name, kernel_name, grid, threads, args, device):
+    assert name == aggregate_cupy.KERNEL_FILE and threads == block_threads.count
+    (blocks,) = grid
+    assert 1 <= blocks <= aggregate_cupy.MAX_BLOCKS
+    cuda_on_cpu.run_blocks(block_threads, library, kernel_name, (min(blocks, _GRID_CAP),), args)
 
 
 @pytest.fixture(scope="module")
 def block_threads():
-    return cuda_on_cpu.BlockThreads(cupy_runtime.THREADS_PER_BLOCK)
+    return cuda_on_cpu.BlockThreads(256)
 
 
 @pytest.fixture
 def kernels_on_cpu(cpu_kernels, block_threads, monkeypatch):
-    monkeypatch.setattr(cupy_runtime, "load_module", lambda name, device: cpu_kernels)
-    monkeypatch.setattr(cupy_runtime, "as_cupy", lambda tensor: ctypes.c_void_p(tensor.data_ptr()))
-    monkeypatch.setattr(cupy_runtime, "launch", functools.partial(_emulated_launch, block_threads))
+    monkeypatch.setattr(cupy_runtime, "launch_grid", functools.partial(_emulated_launch, block_threads, cpu_kernels))
     return aggregate_cupy.psa_aggregate_cupy
 
 

@@ -17,11 +17,14 @@ from psanet_lite.ops import cupy_runtime
 KERNEL_FILE = "psa_aggregate.cu"
 
 # Tile sizes of the kernels (#defines in kernels/psa_aggregate.cu): a block is one warp
-# wide (32 positions) and 8 warps deep.
+# wide (32 positions) and 8 warps deep, 256 threads.
 _LANES, _WARPS, _CELLS, _GATHER_CHANNELS = 32, 8, 32, 64
+_THREADS = _LANES * _WARPS
+# Enough blocks to fill any current GPU many times over; the kernels walk more work with a
+# block-stride loop.
+MAX_BLOCKS = 65535 * 16
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64", torch.float16: "f16", torch.bfloat16: "bf16"}
-_NULL = np.uint64(0)
 
 
 def _ceil_div(a, b):
@@ -29,23 +32,14 @@ def _ceil_div(a, b):
 
 
 def _pointer(tensor):
-    """Kernel argument for a contiguous CUDA tensor; 16-bit floats travel as raw int16."""
-    if tensor is None:
-        return _NULL
-    if tensor.dtype in (torch.float16, torch.bfloat16):
-        tensor = tensor.view(torch.int16)
-    return cupy_runtime.as_cupy(tensor)
+    """Kernel argument for a contiguous CUDA tensor (or None): its address."""
+    return np.uint64(0 if tensor is None else tensor.data_ptr())
 
 
 def _launch(name, dtype, blocks, args, device):
-    if cupy_runtime.THREADS_PER_BLOCK != _LANES * _WARPS:
-        raise RuntimeError(
-            f"kernels/{KERNEL_FILE} needs {_LANES * _WARPS}-thread blocks, cupy_runtime launches "
-            f"{cupy_runtime.THREADS_PER_BLOCK}"
-        )
-    module = cupy_runtime.load_module(KERNEL_FILE, device)
-    threads = blocks * cupy_runtime.THREADS_PER_BLOCK
-    cupy_runtime.launch(module, f"{name}_{_SUFFIX[dtype]}", threads, args, device)
+    """One launch of kernel `name` for `dtype` on min(blocks, MAX_BLOCKS) blocks."""
+    grid = (max(1, min(blocks, MAX_BLOCKS)),)
+    cupy_runtime.launch_grid(KERNEL_FILE, f"{name}_{_SUFFIX[dtype]}", grid, _THREADS, args, device)
 
 
 class _Geometry:

@@ -1,19 +1,15 @@
-"""The small runtime shared by the CuPy kernels: probe, load, share memory, launch.
+"""The small runtime shared by the CuPy kernels: probe, load, launch.
 
 - cupy_status(device) -> (ok, reason): does CuPy allocate and launch a kernel on this
   CUDA device? Tried once per device and cached; never raises (a missing or broken
   CuPy must not break CPU use).
 - kernel_path(name) -> Path of kernels/<name>, from a source checkout or the wheel.
-- load_module(name, device) -> cupy.RawModule compiled for that device (cached).
-- as_cupy(tensor) -> cupy.ndarray sharing the tensor's memory (DLPack, no copy).
-- launch(module, kernel_name, threads, args, device): run a 1-D grid on torch's
-  current CUDA stream, so the kernel is ordered with the torch work around it; torch
-  tensors among args are shared with CuPy through as_cupy on that same stream.
 - launch_grid(name, kernel_name, grid, threads, args, device): run a kernel of
-  kernels/<name> on a grid of any shape, on the same stream; its arguments are numpy
-  scalars only (tensors travel as their addresses, np.uint64(t.data_ptr())), and the
-  compiled function and the stream's CuPy handle are cached, so a call costs one launch
-  and little Python.
+  kernels/<name> (compiled by NVRTC once per device) on a grid of any shape, on torch's
+  current CUDA stream, so the kernel is ordered with the torch work around it; its
+  arguments are numpy scalars only (tensors travel as their addresses,
+  np.uint64(t.data_ptr())), and the compiled function and the stream's CuPy handle are
+  cached, so a call costs one launch and little Python.
 """
 
 import functools
@@ -21,10 +17,6 @@ from importlib import resources
 from pathlib import Path
 
 import torch
-
-THREADS_PER_BLOCK = 256
-# Enough blocks to fill any current GPU many times over; beyond that, grid-stride loops.
-_MAX_BLOCKS = 65535 * 16
 
 _PROBE_SOURCE = r"""
 extern "C" __global__ void psanet_lite_probe(int* x) { x[threadIdx.x] += 1; }
@@ -95,18 +87,6 @@ def _load_module(name, index):
     return module
 
 
-def load_module(name, device):
-    """cupy.RawModule of kernels/<name>, compiled (NVRTC) once per device."""
-    return _load_module(name, _device_index(device))
-
-
-def as_cupy(tensor):
-    """A cupy.ndarray view of a CUDA tensor's memory (DLPack: no copy)."""
-    import cupy
-
-    return cupy.from_dlpack(tensor.detach())
-
-
 @functools.lru_cache(maxsize=64)
 def _cupy_stream(torch_stream):
     """A CuPy handle of a torch CUDA stream (torch streams hash by handle and device)."""
@@ -125,23 +105,6 @@ def _current_torch_stream(index):
 @functools.lru_cache(maxsize=None)
 def _kernel_function(name, kernel_name, index):
     return _load_module(name, index).get_function(kernel_name)
-
-
-def launch(module, kernel_name, threads, args, device):
-    """Launch `kernel_name` of `module` on torch's current stream of `device`.
-
-    threads: how many threads the work needs; the grid is capped, so kernels must
-    loop with a grid stride. args: kernel arguments; torch tensors are passed as
-    DLPack views (exported on the launch stream, so torch adds no synchronisation),
-    scalars must be numpy scalars of the kernel's parameter types.
-    """
-    import cupy
-
-    index = _device_index(device)
-    blocks = max(1, min((threads + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK, _MAX_BLOCKS))
-    with cupy.cuda.Device(index), _current_torch_stream(index):
-        args = tuple(as_cupy(arg) if isinstance(arg, torch.Tensor) else arg for arg in args)
-        module.get_function(kernel_name)((blocks,), (THREADS_PER_BLOCK,), args)
 
 
 def launch_grid(name, kernel_name, grid, threads, args, device):
