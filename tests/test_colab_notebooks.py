@@ -17,18 +17,14 @@ benchmarks/colab_notebooks.py does the simulation; see its docstring.
 
 Slow: `make test` runs this module after the book, with `pytest -m colab`.
 """
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from benchmark_modules import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("colab_notebooks", ROOT / "benchmarks" / "colab_notebooks.py")
-colab_notebooks = importlib.util.module_from_spec(_spec)
-sys.modules["colab_notebooks"] = colab_notebooks  # its worker processes find run_chapter by this name
-_spec.loader.exec_module(colab_notebooks)
+colab_notebooks = load_benchmark("colab_notebooks")  # its worker processes find run_chapter by this name
 BUDGETS = colab_notebooks.psanet_book.BUDGETS
 
 pytestmark = pytest.mark.colab

@@ -1,16 +1,11 @@
 """The Colab stage's estimate of a training chapter's time from an empty cache counts what
 the book build's runs took in CPU time per torch thread, not their wall time (which grows
 with what ran beside them)."""
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("colab_notebooks", ROOT / "benchmarks" / "colab_notebooks.py")
-colab_notebooks = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("colab_notebooks", colab_notebooks)
-_spec.loader.exec_module(colab_notebooks)
+from benchmark_modules import load_benchmark
+
+colab_notebooks = load_benchmark("colab_notebooks")
 
 
 def _entry(folder, name, **run):

@@ -1,15 +1,14 @@
 """PSAMask against its closed form, written here element by element, on every backend."""
 
 import importlib
-import importlib.util
 import random
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from benchmark_modules import load_benchmark
 
 from psanet_lite.ops import PSAMask, available_backends, psa_mask
 from psanet_lite.ops import cupy_runtime
@@ -252,10 +251,7 @@ def test_torch_backend_runs_shape_only_on_the_meta_device():
 
 def _allocated_bytes(fn):
     """Peak bytes of CPU tensors alive during fn(): the benchmarks' own measure (benchmarks/timing.py)."""
-    spec = importlib.util.spec_from_file_location("timing", Path(__file__).resolve().parents[1] / "benchmarks" / "timing.py")
-    timing = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(timing)
-    return timing.cpu_peak_bytes(fn)
+    return load_benchmark("timing").cpu_peak_bytes(fn)
 
 @pytest.mark.parametrize("mode", ["collect", "distribute"])
 @pytest.mark.parametrize("shape", [(2, 6, 8, 11, 15), (2, 6, 8, 7, 9)], ids=["covering", "partial"])
