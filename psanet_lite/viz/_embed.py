@@ -77,11 +77,20 @@ def quantize_rows(rows):
     value = low + q / 255 * (high - low). Per-row scaling keeps a peaked mask and a
     spread-out one equally readable.
     """
-    low = np.minimum(rows.min(axis=1, keepdims=True), 0.0)
-    high = rows.max(axis=1, keepdims=True)
+    low, high = _row_bounds(rows)
     span = np.where(high > low, high - low, 1.0)
     codes = np.round((rows - low) / span * 255).astype(np.uint8)
     return codes, np.concatenate([low, high], axis=1).astype("<f4")
+
+
+def row_ranges(rows):
+    """The ranges quantize_rows returns, without the codes: [P, n] -> float32 [P, 2]."""
+    return np.concatenate(_row_bounds(rows), axis=1).astype("<f4")
+
+
+def _row_bounds(rows):
+    """(low, high) [P, 1] each: min(0, row minimum) and the row maximum."""
+    return np.minimum(rows.min(axis=1, keepdims=True), 0.0), rows.max(axis=1, keepdims=True)
 
 
 def pack(data):

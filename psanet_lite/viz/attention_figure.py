@@ -74,9 +74,9 @@ def _encode_masks(y, branch, scale, log_range, name):
     if scale == "uniform" and rows.min() < 0:
         raise ValueError(f"scale='uniform' needs weights >= 0 (attention after the softmax), "
                          f"{name} holds {rows.min():.3g}")
+    if scale == "uniform":  # one fixed range for every mask
+        return rows, uniform_scale.relative_codes(rows, log_range), _embed.row_ranges(rows)
     q, r = _embed.quantize_rows(rows)
-    if scale == "uniform":
-        q = uniform_scale.relative_codes(rows, log_range)  # one fixed range for every mask
     return rows, q, r
 
 
