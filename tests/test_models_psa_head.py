@@ -225,9 +225,8 @@ def test_fused_head_under_cuda_autocast_runs_the_tensor_core_route(monkeypatch):
     if not aggregate_logits_cupy.supports(torch.bfloat16, torch.device("cuda")):
         pytest.skip("the bfloat16 tensor-core kernel needs sm_80 and CuPy")
     calls = []
-    original = aggregate_logits_cupy.psa_aggregate_logits_cupy
-    monkeypatch.setattr(aggregate_logits_cupy, "psa_aggregate_logits_cupy",
-                        lambda *args: calls.append(args[3]) or original(*args))
+    original = aggregate_logits_cupy.forward
+    monkeypatch.setattr(aggregate_logits_cupy, "forward", lambda *args: calls.append(args[3]) or original(*args))
     (out_fused, grad_fused), (out_unfused, grad_unfused) = _fused_and_unfused_under_autocast(torch.device("cuda"))
     assert calls and set(calls) == {"collect", "distribute"}
     scale = out_unfused.abs().max()

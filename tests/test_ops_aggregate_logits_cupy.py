@@ -11,8 +11,9 @@ band weights and the output are stored in 16 bits, products accumulate in float3
 import cuda_on_cpu
 import pytest
 import torch
+from torch.library import opcheck
 
-from psanet_lite.ops import aggregate_logits_cupy, cupy_runtime, psa_aggregate
+from psanet_lite.ops import aggregate_logits_cupy, cupy_runtime, library, psa_aggregate
 from psanet_lite.ops.aggregate_logits import over_completed_map
 
 TOLERANCE = {torch.float16: 1e-2, torch.bfloat16: 5e-2}
@@ -26,6 +27,12 @@ def factors(n, c, cu, h, w, mh, mw, dtype, seed=0):
     reduced = torch.randn(n, cu, h, w, generator=generator)
     weight = 3 * torch.randn(mh * mw, cu, generator=generator) / cu**0.5
     return tuple(t.to(dtype) for t in (features, reduced, weight))
+
+
+def route(features, reduced, weight, mode, mh, mw, softmax, scale):
+    """The operator psanet_lite::psa_aggregate_logits_cupy, as psa_aggregate calls it on a GPU,
+    here on CPU tensors (the kernels run on the CPU): the output, differentiable."""
+    return library.psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax or "none", scale)[0]
 
 
 def dense_float64(features, reduced, weight, mode, mask, softmax, normalization_factor):
@@ -78,7 +85,7 @@ def test_kernel_forward_on_cpu_follows_float64(kernel_on_cpu, shape, mode, softm
     dtype = torch.float16
     features, reduced, weight = factors(n, c, cu, h, w, mh, mw, dtype, seed=sum(shape[:5]))
     expected = dense_float64(features, reduced, weight, mode, (mh, mw), softmax, 2.0)
-    got = aggregate_logits_cupy.psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax, 0.5)
+    got = route(features, reduced, weight, mode, mh, mw, softmax, 0.5)
     assert got.dtype == dtype and kernel_on_cpu == [
         ("psa_logits_aggregate_f16", (n * h * -(-w // 32), -(-c // 512)))]
     torch.testing.assert_close(got.double(), expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
@@ -88,7 +95,7 @@ def test_kernel_forward_on_cpu_follows_float64(kernel_on_cpu, shape, mode, softm
 def test_kernel_in_bfloat16_on_cpu(kernel_on_cpu, mode):
     features, reduced, weight = factors(1, 6, 20, 3, 35, 5, 67, torch.bfloat16, seed=7)
     expected = dense_float64(features, reduced, weight, mode, (5, 67), "reference", 1.0)
-    got = aggregate_logits_cupy.psa_aggregate_logits_cupy(features, reduced, weight, mode, 5, 67, "reference", 1.0)
+    got = route(features, reduced, weight, mode, 5, 67, "reference", 1.0)
     assert got.dtype == torch.bfloat16
     torch.testing.assert_close(got.double(), expected, rtol=5e-2, atol=5e-2)
 
@@ -111,11 +118,11 @@ def test_kernel_backward_on_cpu_follows_float64(kernel_on_cpu, shape, mode, soft
     grad = torch.randn(expected.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(12))
     expected.backward(grad)
     leaves = [t.clone().requires_grad_() for t in (features, reduced, weight)]
-    got = aggregate_logits_cupy.psa_aggregate_logits_cupy(*leaves, mode, mh, mw, softmax, 0.5)
+    got = route(*leaves, mode, mh, mw, softmax, 0.5)
     kernel_on_cpu.clear()
     got.backward(grad.to(torch.float16))
-    suffix = "f16"
-    assert [name for name, _ in kernel_on_cpu] == [f"psa_logits_aggregate_{suffix}", f"psa_logits_grad_{suffix}"]
+    # the feature gradient, then the logits' gradient: the forward does not run again
+    assert [name for name, _ in kernel_on_cpu] == ["psa_logits_aggregate_f16", "psa_logits_grad_f16"]
     for name, mine, theirs in zip(("features", "reduced", "weight"), leaves, leaves64):
         scale = theirs.grad.abs().max().item()
         torch.testing.assert_close(mine.grad.double() / scale, theirs.grad / scale, rtol=0, atol=1e-2, msg=name)
@@ -128,11 +135,18 @@ def test_backward_works_through_blocks_of_rows(kernel_on_cpu, monkeypatch):
     for elements in (2**25, 1):
         monkeypatch.setattr(aggregate_logits_cupy, "_GRAD_CHUNK_ELEMENTS", elements)
         leaves = [t.clone().requires_grad_() for t in (features, reduced, weight)]
-        aggregate_logits_cupy.psa_aggregate_logits_cupy(*leaves, "distribute", 5, 7, "reference", 1.0).sum().backward()
+        route(*leaves, "distribute", 5, 7, "reference", 1.0).sum().backward()
         grads.append([leaf.grad for leaf in leaves])
     assert sum(name.startswith("psa_logits_grad") for name, _ in kernel_on_cpu) == 1 + 4
     for one, rows in zip(*grads):
         torch.testing.assert_close(one.float(), rows.float(), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["collect", "distribute"])
+def test_opcheck_the_operator(kernel_on_cpu, mode):
+    """Schema, fake tensors and the autograd formula of psanet_lite::psa_aggregate_logits_cupy."""
+    tensors = [t.requires_grad_() for t in factors(1, 5, 12, 3, 6, 3, 5, torch.float16, seed=5)]
+    opcheck(torch.ops.psanet_lite.psa_aggregate_logits_cupy.default, (*tensors, mode, 3, 5, "reference", 0.5))
 
 
 def test_supports_only_16_bit_cuda_tensors():

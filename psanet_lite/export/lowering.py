@@ -114,19 +114,29 @@ class IndexTables(dict):
         return indices
 
 
-def lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale, backend="torch"):
+def lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale):
     """The aggregation from the logits' factors as the map (a 1x1 product), then the dense composition."""
     return lowered_psa_aggregate(features, over_completed_map(reduced, weight), mode, mh, mw, softmax, scale)
+
+
+def lowered_psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax, scale):
+    """The tensor-core route's operator lowered the same way; it has no statistics to return."""
+    return lowered_psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax, scale), None
+
+
+_LOWERED = ("psa_mask", "psa_aggregate", "psa_aggregate_logits", "psa_aggregate_logits_cupy")
 
 
 @contextlib.contextmanager
 def lowered_operators(tables):
     """Within the block, psanet_lite.ops runs PSAMask and the aggregation in standard operators."""
-    original = library.psa_mask, library.psa_aggregate, library.psa_aggregate_logits
+    original = {name: getattr(library, name) for name in _LOWERED}
     library.psa_mask = functools.partial(lowered_psa_mask, tables=tables)
     library.psa_aggregate = lowered_psa_aggregate
     library.psa_aggregate_logits = lowered_psa_aggregate_logits
+    library.psa_aggregate_logits_cupy = lowered_psa_aggregate_logits_cupy
     try:
         yield
     finally:
-        library.psa_mask, library.psa_aggregate, library.psa_aggregate_logits = original
+        for name, operator in original.items():
+            setattr(library, name, operator)

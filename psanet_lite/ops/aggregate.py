@@ -204,10 +204,14 @@ def psa_aggregate(features, attention, mode, mask_size=None, softmax="reference"
     name = choose_backend(features.device, backend, AGGREGATE_BACKENDS)
     if isinstance(attention, (tuple, list)):
         reduced, weight = _check_factors(features, attention)
-        if not compact and (name == "torch" or (name == "cupy" and supports_logits(features.dtype, features.device))):
-            # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py, or
-            # ops/aggregate_logits_cupy.py: the tensor-core kernels, 16-bit inputs)
-            return library.psa_aggregate_logits(features, reduced, weight, mode, mh, mw, softmax or "none", scale, name)
+        settings = (mode, mh, mw, softmax or "none", scale)
+        if name == "torch" and not compact:
+            # the operator psanet_lite::psa_aggregate_logits (ops/aggregate_logits.py)
+            return library.psa_aggregate_logits(features, reduced, weight, *settings)
+        if name == "cupy" and not compact and supports_logits(features.dtype, features.device):
+            # the operator psanet_lite::psa_aggregate_logits_cupy (ops/aggregate_logits_cupy.py,
+            # the tensor-core kernels for 16-bit inputs); its statistics serve the backward
+            return library.psa_aggregate_logits_cupy(features, reduced, weight, *settings)[0]
         attention = over_completed_map(reduced, weight)  # [N, mh*mw, H, W]
     if name not in FUSED_BACKENDS:
         mask_backend = "reference" if name == "reference" else None

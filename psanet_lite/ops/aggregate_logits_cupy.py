@@ -14,7 +14,8 @@ Backward, with G = dOut:
 - dZ, the logits' gradient, by psa_logits_grad for a block of rows at a time ([N, rows*W,
   mh*mw], at most _GRAD_CHUNK_ELEMENTS), then dW += dZ^T U and dU = dZ W as matrix products.
 The kernels take 16-bit inputs (float16 from sm_75, bfloat16 from sm_80) and accumulate in
-float32.
+float32. The operator psanet_lite::psa_aggregate_logits_cupy (ops/library.py) runs forward
+and returns the statistics beside the output; its autograd formula calls backward with them.
 
     >>> supports(torch.float32, torch.device("cpu"))
     False
@@ -69,55 +70,46 @@ def _aggregate(values, reduced, weight, totals, stats, mh, mw, sign, softmax, st
     return out
 
 
-class _AggregateLogitsCupy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, features, reduced, weight, mode, mh, mw, softmax, scale):
-        features, reduced, weight = features.contiguous(), reduced.contiguous(), weight.contiguous()
-        n, _, height, width = features.shape
-        stats = torch.empty(3, n, height * width, dtype=torch.float32, device=features.device)  # m, D, P_o
-        totals = features.sum(dim=(2, 3), dtype=torch.float32) if softmax == "reference" else None  # [N, C]: S[c]
-        sign = 1 if mode == "collect" else -1
-        out = _aggregate(features, reduced, weight, totals, stats, mh, mw, sign, softmax, 0, scale)
-        ctx.save_for_backward(features, reduced, weight, out, stats)
-        ctx.settings = (mode, mh, mw, softmax, scale)
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        features, reduced, weight, out, stats = ctx.saved_tensors
-        mode, mh, mw, softmax, scale = ctx.settings
-        g = grad_out.contiguous()                                            # [N, C, H, W]
-        n, channels, height, width = features.shape
-        hw, cells, collect = height * width, mh * mw, mode == "collect"
-        # dF: the aggregation the other way round, plus U[c] = sum_q P_o(q) G[c, q]
-        totals = None
-        if softmax == "reference":
-            totals = torch.bmm(g.view(n, channels, hw).float(), stats[2].view(n, hw, 1)).view(n, channels)
-        grad_f = _aggregate(g, reduced, weight, totals, stats, mh, mw, -1 if collect else 1, softmax, 1, scale)
-        # dZ by blocks of rows, then dW and dU; delta(q) = sum_c G[c, q] out[c, q]
-        delta = (g.float() * out.float()).sum(dim=1).view(n, hw) if softmax is not None else None
-        grad_u = torch.empty_like(reduced)                                   # [N, Cu, H, W]
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)  # [mh*mw, Cu]
-        rows = max(1, min(height, _GRAD_CHUNK_ELEMENTS // max(1, n * width * cells)))
-        for row0 in range(0, height, rows):
-            count = min(rows, height - row0)
-            grad_logits = torch.zeros(n, count * width, cells, dtype=features.dtype, device=features.device)
-            args = [_pointer(t) for t in (g, features, reduced, weight, stats[0], stats[1], delta, grad_logits)]
-            args += _sizes(features, reduced, mh, mw)
-            args += [np.int32(v) for v in (collect, _SOFTMAX[softmax], row0, count)] + [np.float32(scale)]
-            if grad_logits.numel():
-                grid = (n * count * -(-width // _POSITIONS),)
-                kernel = f"psa_logits_grad_{_SUFFIX[features.dtype]}"
-                cupy_runtime.launch_grid(KERNEL_FILE, kernel, grid, _THREADS, args, features.device)
-            u_rows = reduced[:, :, row0:row0 + count].reshape(n, -1, count * width)      # [N, Cu, P]
-            grad_w += (grad_logits.flatten(0, 1).t() @ u_rows.transpose(1, 2).flatten(0, 1)).float()
-            grad_u[:, :, row0:row0 + count] = (grad_logits @ weight).transpose(1, 2).view(n, -1, count, width)
-        return grad_f, grad_u, grad_w.to(weight.dtype), None, None, None, None, None
+def forward(features, reduced, weight, mode, mh, mw, softmax, scale):
+    """(out [N, C, H, W], statistics [3, N, HW] float32: m, D and P_o per position) on
+    validated 16-bit CUDA inputs (see ops/aggregate.py): features [N, C, H, W], reduced
+    [N, Cu, H, W], weight [mh*mw, Cu]; softmax 'reference' | 'window' | None (then the
+    statistics are not written); scale = 1/normalization_factor."""
+    features, reduced, weight = features.contiguous(), reduced.contiguous(), weight.contiguous()
+    n, _, height, width = features.shape
+    stats = torch.empty(3, n, height * width, dtype=torch.float32, device=features.device)
+    totals = features.sum(dim=(2, 3), dtype=torch.float32) if softmax == "reference" else None  # [N, C]: S[c]
+    sign = 1 if mode == "collect" else -1
+    return _aggregate(features, reduced, weight, totals, stats, mh, mw, sign, softmax, 0, scale), stats
 
 
-def psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax, scale):
-    """Fused aggregation from the logits' factors on validated 16-bit CUDA inputs (see
-    ops/aggregate.py): features [N, C, H, W], reduced [N, Cu, H, W], weight [mh*mw, Cu];
-    softmax 'reference' | 'window' | None; scale = 1/normalization_factor. -> [N, C, H, W]."""
-    return _AggregateLogitsCupy.apply(features, reduced, weight, mode, mh, mw, softmax, scale)
+def backward(grad_out, features, reduced, weight, out, stats, mode, mh, mw, softmax, scale):
+    """(dF, dU, dW) for the output gradient grad_out, from forward's inputs, out and statistics."""
+    features, reduced, weight = features.contiguous(), reduced.contiguous(), weight.contiguous()
+    g = grad_out.contiguous()                                                # [N, C, H, W]
+    n, channels, height, width = features.shape
+    hw, cells, collect = height * width, mh * mw, mode == "collect"
+    # dF: the aggregation the other way round, plus U[c] = sum_q P_o(q) G[c, q]
+    totals = None
+    if softmax == "reference":
+        totals = torch.bmm(g.view(n, channels, hw).float(), stats[2].view(n, hw, 1)).view(n, channels)
+    grad_f = _aggregate(g, reduced, weight, totals, stats, mh, mw, -1 if collect else 1, softmax, 1, scale)
+    # dZ by blocks of rows, then dW and dU; delta(q) = sum_c G[c, q] out[c, q]
+    delta = (g.float() * out.float()).sum(dim=1).view(n, hw) if softmax is not None else None
+    grad_u = torch.empty_like(reduced)                                       # [N, Cu, H, W]
+    grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)  # [mh*mw, Cu]
+    rows = max(1, min(height, _GRAD_CHUNK_ELEMENTS // max(1, n * width * cells)))
+    for row0 in range(0, height, rows):
+        count = min(rows, height - row0)
+        grad_logits = torch.zeros(n, count * width, cells, dtype=features.dtype, device=features.device)
+        args = [_pointer(t) for t in (g, features, reduced, weight, stats[0], stats[1], delta, grad_logits)]
+        args += _sizes(features, reduced, mh, mw)
+        args += [np.int32(v) for v in (collect, _SOFTMAX[softmax], row0, count)] + [np.float32(scale)]
+        if grad_logits.numel():
+            grid = (n * count * -(-width // _POSITIONS),)
+            kernel = f"psa_logits_grad_{_SUFFIX[features.dtype]}"
+            cupy_runtime.launch_grid(KERNEL_FILE, kernel, grid, _THREADS, args, features.device)
+        u_rows = reduced[:, :, row0:row0 + count].reshape(n, -1, count * width)      # [N, Cu, P]
+        grad_w += (grad_logits.flatten(0, 1).t() @ u_rows.transpose(1, 2).flatten(0, 1)).float()
+        grad_u[:, :, row0:row0 + count] = (grad_logits @ weight).transpose(1, 2).view(n, -1, count, width)
+    return grad_f, grad_u, grad_w.to(weight.dtype)

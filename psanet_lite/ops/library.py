@@ -14,12 +14,18 @@ node each, described to the tracers by
                                mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
     psanet_lite::psa_aggregate_backward(grad, features, attention, ...) -> (dF, dA)
     psanet_lite::psa_aggregate_logits(features, reduced [N, Cu, H, W], weight [mh*mw, Cu],
-                                      mode, mh, mw, softmax, scale, backend) -> [N, C, H, W]
+                                      mode, mh, mw, softmax, scale) -> [N, C, H, W]
     psanet_lite::psa_aggregate_logits_backward(grad, features, reduced, weight, ...) -> (dF, dU, dW)
+    psanet_lite::psa_aggregate_logits_cupy(features, reduced, weight, mode, mh, mw, softmax, scale)
+        -> (out [N, C, H, W], statistics [3, N, H*W] float32)
+    psanet_lite::psa_aggregate_logits_cupy_backward(grad, features, reduced, weight, out,
+                                                    statistics, ...) -> (dF, dU, dW)
 
 PSAMask is linear, so the backward of its backward is PSAMask again. The aggregation's
 backward reruns the backend's own forward and backward (its autograd.Function), which
-recomputes the output once: the price of keeping one home for the backward formula.
+recomputes the output once: the price of keeping one home for the backward formula. The
+tensor-core route from the factors instead returns the softmax statistics its backward
+needs beside the output, and its backward operator takes them: no forward runs twice.
 
 Arguments are validated by the public functions (psanet_lite.ops.psa_mask,
 psa_aggregate) before they call these operators. `softmax` is a string here
@@ -157,40 +163,79 @@ def _psa_aggregate_backward_fake(grad, features, attention, mode, mh, mw, softma
 _register_recomputed_autograd(psa_aggregate, psa_aggregate_backward, 2)
 
 
-def _logits_backend(backend):
-    if backend == "cupy":
-        from psanet_lite.ops import aggregate_logits_cupy
-
-        return aggregate_logits_cupy.psa_aggregate_logits_cupy
-    return aggregate_logits.psa_aggregate_logits_torch
-
-
 @torch.library.custom_op("psanet_lite::psa_aggregate_logits", mutates_args=())
 def psa_aggregate_logits(features: Tensor, reduced: Tensor, weight: Tensor, mode: str, mh: int, mw: int,
-                         softmax: str, scale: float, backend: str) -> Tensor:
-    """Fused aggregation from the logits' factors -> [N, C, H, W]: backend 'torch'
-    (ops/aggregate_logits.py) or 'cupy' (ops/aggregate_logits_cupy.py, 16-bit CUDA tensors)."""
+                         softmax: str, scale: float) -> Tensor:
+    """Fused aggregation from the logits' factors (ops/aggregate_logits.py) -> [N, C, H, W]."""
     with torch.no_grad():
-        return _logits_backend(backend)(features, reduced, weight, mode, mh, mw, _softmax_argument(softmax), scale)
+        return aggregate_logits.psa_aggregate_logits_torch(features, reduced, weight, mode, mh, mw,
+                                                           _softmax_argument(softmax), scale)
 
 
 @psa_aggregate_logits.register_fake
-def _psa_aggregate_logits_fake(features, reduced, weight, mode, mh, mw, softmax, scale, backend):
+def _psa_aggregate_logits_fake(features, reduced, weight, mode, mh, mw, softmax, scale):
     return torch.empty_like(features)
 
 
 @torch.library.custom_op("psanet_lite::psa_aggregate_logits_backward", mutates_args=())
 def psa_aggregate_logits_backward(grad: Tensor, features: Tensor, reduced: Tensor, weight: Tensor, mode: str,
-                                  mh: int, mw: int, softmax: str, scale: float,
-                                  backend: str) -> tuple[Tensor, Tensor, Tensor]:
+                                  mh: int, mw: int, softmax: str, scale: float) -> tuple[Tensor, Tensor, Tensor]:
     """Gradients (d features, d reduced, d weight) of psa_aggregate_logits for `grad`."""
     settings = (mode, mh, mw, _softmax_argument(softmax), scale)
-    return _recomputed_gradients(_logits_backend(backend), (features, reduced, weight), settings, grad)
+    run = aggregate_logits.psa_aggregate_logits_torch
+    return _recomputed_gradients(run, (features, reduced, weight), settings, grad)
 
 
 @psa_aggregate_logits_backward.register_fake
-def _psa_aggregate_logits_backward_fake(grad, features, reduced, weight, mode, mh, mw, softmax, scale, backend):
+def _psa_aggregate_logits_backward_fake(grad, features, reduced, weight, mode, mh, mw, softmax, scale):
     return torch.empty_like(features), torch.empty_like(reduced), torch.empty_like(weight)
 
 
 _register_recomputed_autograd(psa_aggregate_logits, psa_aggregate_logits_backward, 3)
+
+
+@torch.library.custom_op("psanet_lite::psa_aggregate_logits_cupy", mutates_args=())
+def psa_aggregate_logits_cupy(features: Tensor, reduced: Tensor, weight: Tensor, mode: str, mh: int, mw: int,
+                              softmax: str, scale: float) -> tuple[Tensor, Tensor]:
+    """The tensor-core route from the logits' factors (ops/aggregate_logits_cupy.py, 16-bit
+    CUDA tensors) -> (out [N, C, H, W], statistics [3, N, H*W] float32 for the backward)."""
+    from psanet_lite.ops import aggregate_logits_cupy
+
+    return aggregate_logits_cupy.forward(features, reduced, weight, mode, mh, mw, _softmax_argument(softmax), scale)
+
+
+@psa_aggregate_logits_cupy.register_fake
+def _psa_aggregate_logits_cupy_fake(features, reduced, weight, mode, mh, mw, softmax, scale):
+    n, _, height, width = features.shape
+    return torch.empty_like(features), features.new_empty((3, n, height * width), dtype=torch.float32)
+
+
+@torch.library.custom_op("psanet_lite::psa_aggregate_logits_cupy_backward", mutates_args=())
+def psa_aggregate_logits_cupy_backward(grad: Tensor, features: Tensor, reduced: Tensor, weight: Tensor, out: Tensor,
+                                       statistics: Tensor, mode: str, mh: int, mw: int, softmax: str,
+                                       scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients (d features, d reduced, d weight) of psa_aggregate_logits_cupy for the output gradient `grad`."""
+    from psanet_lite.ops import aggregate_logits_cupy
+
+    return aggregate_logits_cupy.backward(grad, features, reduced, weight, out, statistics, mode, mh, mw,
+                                          _softmax_argument(softmax), scale)
+
+
+@psa_aggregate_logits_cupy_backward.register_fake
+def _psa_aggregate_logits_cupy_backward_fake(grad, features, reduced, weight, out, statistics, mode, mh, mw,
+                                             softmax, scale):
+    return torch.empty_like(features), torch.empty_like(reduced), torch.empty_like(weight)
+
+
+def _setup_logits_cupy(ctx, inputs, output):
+    ctx.save_for_backward(*inputs[:3], *output)  # features, reduced, weight, out, statistics
+    ctx.settings = inputs[3:]
+    ctx.mark_non_differentiable(output[1])
+
+
+def _logits_cupy_gradient(ctx, grad, _grad_statistics):
+    grads = psa_aggregate_logits_cupy_backward(grad.contiguous(), *ctx.saved_tensors, *ctx.settings)
+    return tuple(grads) + (None,) * len(ctx.settings)
+
+
+psa_aggregate_logits_cupy.register_autograd(_logits_cupy_gradient, setup_context=_setup_logits_cupy)
