@@ -1,7 +1,9 @@
 """Every CUDA kernel source in kernels/ compiles to PTX for the GPUs we target.
 
-No GPU is needed: nvcc only translates. nvcc is a dev dependency (the nvidia-cuda-nvcc
-wheel); a plain `nvcc` on PATH is used when the wheel is not installed.
+No GPU is needed: nvcc and NVRTC only translate. nvcc is a dev dependency (the
+nvidia-cuda-nvcc wheel); a plain `nvcc` on PATH is used when the wheel is not installed.
+NVRTC is what compiles the sources at run time (cupy.RawModule, psanet_lite/ops/cupy_runtime.py),
+with CuPy's own NVRTC binding and the options cupy_runtime passes.
 """
 
 import shutil
@@ -49,3 +51,15 @@ def test_kernel_compiles_to_ptx(kernel, arch, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout}\n{result.stderr}"
     assert ".entry" in (tmp_path / "out.ptx").read_text()
+
+
+@pytest.mark.parametrize("arch", [a.replace("sm_", "compute_") for a in ARCHITECTURES])
+@pytest.mark.parametrize("kernel", KERNELS, ids=lambda path: path.name)
+def test_kernel_compiles_with_nvrtc(kernel, arch):
+    nvrtc = pytest.importorskip("cupy_backends.cuda.libs.nvrtc", reason="CuPy (the cuda extra) is not installed")
+    program = nvrtc.createProgram(kernel.read_text(), kernel.name, [], [])
+    try:
+        nvrtc.compileProgram(program, [f"--gpu-architecture={arch}", "--std=c++14"])
+    except nvrtc.NVRTCError as error:
+        pytest.fail(f"NVRTC cannot compile {kernel.name} for {arch}: {error}\n{nvrtc.getProgramLog(program)}")
+    assert ".entry" in nvrtc.getPTX(program).decode()
