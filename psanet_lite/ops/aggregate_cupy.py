@@ -31,11 +31,6 @@ def _ceil_div(a, b):
     return -(-a // b)
 
 
-def _pointer(tensor):
-    """Kernel argument for a contiguous CUDA tensor (or None): its address."""
-    return np.uint64(0 if tensor is None else tensor.data_ptr())
-
-
 def _launch(name, dtype, blocks, args, device):
     """One launch of kernel `name` for `dtype` on min(blocks, MAX_BLOCKS) blocks."""
     grid = (max(1, min(blocks, MAX_BLOCKS)),)
@@ -66,7 +61,7 @@ def _softmax_stats(a, geo, softmax, device):
     """column max, 1/denominator, unwritten-row weight: [N, HW] each (accumulator dtype)."""
     stats = torch.empty(3, geo.n, geo.hw, dtype=geo.acc, device=device)
     column_max, inv_denominator, outside = stats.unbind(0)
-    args = [_pointer(a), _pointer(column_max), _pointer(inv_denominator), _pointer(outside)]
+    args = [cupy_runtime.pointer(t) for t in (a, column_max, inv_denominator, outside)]
     args += [np.int32(v) for v in (geo.n, geo.h, geo.w, geo.mh, geo.mw, geo.sign,
                                    geo.attention_at_partner, softmax == "reference")]
     _launch("psa_softmax_stats", a.dtype, geo.n * geo.h * _ceil_div(geo.w, _LANES), args, device)
@@ -86,7 +81,7 @@ class _AggregateCupy(torch.autograd.Function):
         if softmax == "reference":
             totals = f.sum(dim=(2, 3), dtype=geo.acc)                    # [N, C]: S[c]
         out = torch.empty_like(f)                                        # [N, C, H, W]
-        args = [_pointer(f), _pointer(a), *map(_pointer, stats), _pointer(totals), _pointer(out)]
+        args = [cupy_runtime.pointer(t) for t in (f, a, *stats, totals, out)]
         args += geo.sizes()
         args += [np.int32(v) for v in (geo.sign, 0, geo.attention_at_partner, softmax is not None, 1)]
         args.append(geo.acc_scalar(scale))
@@ -113,8 +108,7 @@ class _AggregateCupy(torch.autograd.Function):
                 # delta(q) = sum_c G[c, q] out[c, q]: the column sum of P * dP.
                 delta = (g.to(geo.acc) * out.to(geo.acc)).sum(dim=1).view(geo.n, geo.hw)
             grad_a = torch.zeros_like(a)                                 # unwritten cells stay 0
-            args = [_pointer(g), _pointer(f), _pointer(a), _pointer(column_max),
-                    _pointer(inv_denominator), _pointer(delta), _pointer(grad_a)]
+            args = [cupy_runtime.pointer(t) for t in (g, f, a, column_max, inv_denominator, delta, grad_a)]
             args += geo.sizes()
             args += [np.int32(v) for v in (geo.sign, geo.attention_at_partner, softmax is not None)]
             args.append(geo.acc_scalar(scale))
@@ -127,8 +121,7 @@ class _AggregateCupy(torch.autograd.Function):
                 g_acc = g.view(geo.n, geo.c, geo.hw).to(geo.acc)
                 totals = torch.bmm(g_acc, outside.view(geo.n, geo.hw, 1)).view(geo.n, geo.c)
             grad_f = torch.empty_like(f)
-            args = [_pointer(g), _pointer(a), _pointer(column_max), _pointer(inv_denominator),
-                    _pointer(outside), _pointer(totals), _pointer(grad_f)]
+            args = [cupy_runtime.pointer(t) for t in (g, a, column_max, inv_denominator, outside, totals, grad_f)]
             args += geo.sizes()
             # The way back: partners at q = r - sign*off(k), statistics of column q, and the
             # attention value read where the forward read it, now the partner or not.

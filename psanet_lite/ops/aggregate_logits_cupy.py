@@ -46,10 +46,6 @@ def supports(dtype, device):
     return cupy_runtime.cupy_status(device)[0]
 
 
-def _pointer(tensor):
-    return np.uint64(0 if tensor is None else tensor.data_ptr())
-
-
 def _sizes(features, reduced, mh, mw):
     n, channels, height, width = features.shape
     return [np.int32(v) for v in (n, channels, reduced.shape[1], height, width, mh, mw)]
@@ -60,7 +56,7 @@ def _aggregate(values, reduced, weight, totals, stats, mh, mw, sign, softmax, st
     gradient (True, stats read). values [N, C, H, W] -> [N, C, H, W]."""
     n, channels, height, width = values.shape
     out = torch.empty_like(values)
-    args = [_pointer(t) for t in (values, reduced, weight, totals, out, *stats)]
+    args = [cupy_runtime.pointer(t) for t in (values, reduced, weight, totals, out, *stats)]
     args += _sizes(values, reduced, mh, mw)
     args += [np.int32(v) for v in (sign, _SOFTMAX[softmax], stats_given)] + [np.float32(scale)]
     if out.numel():
@@ -102,7 +98,7 @@ def backward(grad_out, features, reduced, weight, out, stats, mode, mh, mw, soft
     for row0 in range(0, height, rows):
         count = min(rows, height - row0)
         grad_logits = torch.zeros(n, count * width, cells, dtype=features.dtype, device=features.device)
-        args = [_pointer(t) for t in (g, features, reduced, weight, stats[0], stats[1], delta, grad_logits)]
+        args = [cupy_runtime.pointer(t) for t in (g, features, reduced, weight, stats[0], stats[1], delta, grad_logits)]
         args += _sizes(features, reduced, mh, mw)
         args += [np.int32(v) for v in (collect, _SOFTMAX[softmax], row0, count)] + [np.float32(scale)]
         if grad_logits.numel():

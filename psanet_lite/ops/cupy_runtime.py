@@ -7,15 +7,17 @@
 - launch_grid(name, kernel_name, grid, threads, args, device): run a kernel of
   kernels/<name> (compiled by NVRTC once per device) on a grid of any shape, on torch's
   current CUDA stream, so the kernel is ordered with the torch work around it; its
-  arguments are numpy scalars only (tensors travel as their addresses,
-  np.uint64(t.data_ptr())), and the compiled function and the stream's CuPy handle are
-  cached, so a call costs one launch and little Python.
+  arguments are numpy scalars only (tensors travel as their addresses, pointer(t)), and
+  the compiled function and the stream's CuPy handle are cached, so a call costs one
+  launch and little Python.
+- pointer(tensor) -> np.uint64 address of a tensor (0 for None), as launch_grid takes it.
 """
 
 import functools
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import torch
 
 _PROBE_SOURCE = r"""
@@ -105,6 +107,15 @@ def _current_torch_stream(index):
 @functools.lru_cache(maxsize=None)
 def _kernel_function(name, kernel_name, index):
     return _load_module(name, index).get_function(kernel_name)
+
+
+def pointer(tensor):
+    """A tensor's address as launch_grid takes it (np.uint64); None is the null pointer.
+
+    >>> pointer(None)
+    np.uint64(0)
+    """
+    return np.uint64(0 if tensor is None else tensor.data_ptr())
 
 
 def launch_grid(name, kernel_name, grid, threads, args, device):
